@@ -136,6 +136,12 @@ def _check_text_parity(tmp_path, torch_model, pad_id, *, with_types, atol=1e-5):
         np.testing.assert_allclose(np.asarray(ours.attentions[layer]), a.numpy(), atol=atol, rtol=0)
     if getattr(theirs, "logits", None) is not None:
         np.testing.assert_allclose(np.asarray(ours.logits), theirs.logits.numpy(), atol=atol, rtol=0)
+    # The default path (fused attention, no maps returned) computes the same thing.
+    fused = model.apply(model.params, jnp.asarray(ids, jnp.int32), jnp.asarray(mask, jnp.int32),
+                        None if types is None else jnp.asarray(types, jnp.int32))
+    assert fused.attentions is None and fused.attention_logits is None
+    _assert_close_masked(fused.last_hidden_state, theirs.hidden_states[-1].numpy(), mask, atol)
+    np.testing.assert_allclose(np.asarray(fused.head_scores), np.asarray(ours.head_scores), rtol=1e-6, atol=atol)
     return model, ours
 
 

@@ -138,14 +138,20 @@ def self_attention(
     # s^h_j = mean_i(q_i) . k_j * scale + bias_j: the row mean of the logits, O(seq) not O(seq^2).
     mean_query = jnp.einsum("bhqd,bq->bhd", q, query_weights.astype(q.dtype))
     head_scores = jnp.einsum("bhd,bhkd->bhk", mean_query, k) * scale + key_bias[:, None, :]
-    logits = jnp.einsum("bhqd,bhkd->bhqk", q * scale, k) + key_bias[:, None, None, :].astype(q.dtype)
+    bias = key_bias[:, None, None, :].astype(q.dtype)
+    if not output_attentions and not (train and dropout_rate > 0):
+        # Fused attention: never materializes seq x seq where the backend has a kernel (cuDNN).
+        context = jax.nn.dot_product_attention(
+            q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), bias=bias, scale=scale)
+        out = dense(params["attn_out"], context.reshape(batch, seq, hidden))
+        return AttentionOutput(out, head_scores, None, None)
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q * scale, k) + bias
     probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(x.dtype)
     dropped = dropout(probs, dropout_rate, key, train)
     context = jnp.einsum("bhqk,bhkd->bqhd", dropped, v).reshape(batch, seq, hidden)
     out = dense(params["attn_out"], context)
-    if output_attentions:
-        return AttentionOutput(out, head_scores, probs, logits)
-    return AttentionOutput(out, head_scores, None, None)
+    return AttentionOutput(out, head_scores, probs if output_attentions else None,
+                           logits if output_attentions else None)
 
 
 # --------------------------------------------------------------------------- blocks
