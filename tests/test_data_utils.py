@@ -205,3 +205,21 @@ def test_cache_hits_and_survives_a_killed_write(tmp_path, monkeypatch):
         entry.write_bytes(b"garbage")  # an unreadable entry is rebuilt, not trusted
     rebuilt = cached_arrays("toy", parts, build, cache_dir=tmp_path)
     assert len(calls) == 4 and (rebuilt["ids"] == first["ids"]).all()
+
+
+def test_tokenize_split_goes_through_the_cache(minilm_tokenizer, tmp_path, monkeypatch):
+    from smat.data import Split
+    from smat.data import pipeline
+
+    _, tok = minilm_tokenizer
+    split = Split(ids=["a", "b"], pairs=[("a man sleeps", "nobody sleeps"), ("cats", "dogs bark")],
+                  labels=np.array([0, 2], np.int32))
+    first = pipeline.tokenize_split(split, tok, max_length=12, name="toy", cache_dir=tmp_path)
+    assert first["input_ids"].shape == (2, 12) and first["labels"].tolist() == [0, 2]
+    assert set(first["token_type_ids"][0].tolist()) == {0, 1}
+    monkeypatch.setattr(pipeline, "encode_texts", lambda *a, **k: pytest.fail("cache miss"))
+    again = pipeline.tokenize_split(split, tok, max_length=12, name="toy", cache_dir=tmp_path)
+    np.testing.assert_array_equal(again["input_ids"], first["input_ids"])
+    changed = Split(ids=["a"], texts=["another text"], labels=np.array([1], np.int32))
+    with pytest.raises(pytest.fail.Exception, match="cache miss"):  # new content, new key
+        pipeline.tokenize_split(changed, tok, max_length=12, name="toy", cache_dir=tmp_path)
