@@ -46,13 +46,19 @@ def dense(params: Params, x: Array) -> Array:
     return y
 
 
+def stat_dtype(dtype) -> jnp.dtype:
+    """At least float32 for statistics and softmax (bf16 inputs), float64 kept as is."""
+    return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
+
+
 def layer_norm(params: Params, x: Array, eps: float) -> Array:
-    """LayerNorm over the last axis, statistics in float32 whatever the input dtype."""
-    x32 = x.astype(jnp.float32)
-    mean = x32.mean(-1, keepdims=True)
-    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + eps)
-    return (y * params["scale"] + params["bias"]).astype(x.dtype)
+    """LayerNorm over the last axis, statistics in at least float32 whatever the input dtype."""
+    dtype = stat_dtype(x.dtype)
+    xs = x.astype(dtype)
+    mean = xs.mean(-1, keepdims=True)
+    var = jnp.square(xs - mean).mean(-1, keepdims=True)
+    y = (xs - mean) * jax.lax.rsqrt(var + eps)
+    return (y * params["scale"].astype(dtype) + params["bias"].astype(dtype)).astype(x.dtype)
 
 
 def activation(name: str):
@@ -137,16 +143,17 @@ def self_attention(
     q, k, v = qkv.reshape(batch, seq, 3, num_heads, head_dim).transpose(2, 0, 3, 1, 4)
     # s^h_j = mean_i(q_i) . k_j * scale + bias_j: the row mean of the logits, O(seq) not O(seq^2).
     mean_query = jnp.einsum("bhqd,bq->bhd", q, query_weights.astype(q.dtype))
-    head_scores = jnp.einsum("bhd,bhkd->bhk", mean_query, k) * scale + key_bias[:, None, :]
+    head_scores = jnp.einsum("bhd,bhkd->bhk", mean_query, k) * scale + key_bias[:, None, :].astype(q.dtype)
     bias = key_bias[:, None, None, :].astype(q.dtype)
-    if not output_attentions and not (train and dropout_rate > 0):
+    # (float64 takes the explicit path: jax's fused op promotes to float32 internally.)
+    if not output_attentions and not (train and dropout_rate > 0) and x.dtype != jnp.float64:
         # Fused attention: never materializes seq x seq where the backend has a kernel (cuDNN).
         context = jax.nn.dot_product_attention(
             q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), bias=bias, scale=scale)
         out = dense(params["attn_out"], context.reshape(batch, seq, hidden))
         return AttentionOutput(out, head_scores, None, None)
     logits = jnp.einsum("bhqd,bhkd->bhqk", q * scale, k) + bias
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(x.dtype)
+    probs = jax.nn.softmax(logits.astype(stat_dtype(x.dtype)), axis=-1).astype(x.dtype)
     dropped = dropout(probs, dropout_rate, key, train)
     context = jnp.einsum("bhqk,bhkd->bqhd", dropped, v).reshape(batch, seq, hidden)
     out = dense(params["attn_out"], context)
@@ -235,10 +242,10 @@ def run_stack(
     """
     batch, seq, _ = x.shape
     if attention_mask is None:
-        valid = jnp.ones((batch, seq), jnp.float32)
+        valid = jnp.ones((batch, seq), stat_dtype(x.dtype))
     else:
-        valid = attention_mask.astype(jnp.float32)
-    key_bias = jnp.where(valid > 0, 0.0, mask_bias).astype(jnp.float32)
+        valid = attention_mask.astype(stat_dtype(x.dtype))
+    key_bias = jnp.where(valid > 0, 0.0, mask_bias).astype(valid.dtype)
     query_weights = valid / jnp.maximum(valid.sum(-1, keepdims=True), 1.0)
     keys = None if key is None else jax.random.split(key, num_layers)
 
