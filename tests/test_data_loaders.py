@@ -506,3 +506,16 @@ def test_read_tree_plain_tar_and_garbage(tmp_path):
     (tmp_path / "garbage.tar").write_bytes(b"not a tar archive at all" * 40)
     with pytest.raises(DataFormatError, match=r"garbage\.tar: corrupted or truncated tar archive"):
         read_tree(tmp_path / "garbage.tar", lambda n: True)
+
+
+def test_wrong_header_and_bad_row_are_named(tmp_path):
+    from smat.data import DataFormatError, load_sst2, load_sst_jain_wallace
+
+    for name in ("train", "dev", "test"):
+        (tmp_path / f"{name}.tsv").write_text("text\tpolarity\nnice film\t1\n")
+    with pytest.raises(DataFormatError, match=r"train\.tsv, line 1: no column named sentence"):
+        load_sst2(tmp_path)
+    bad = tmp_path / "sst_dataset.csv"
+    bad.write_text("text,label,exp_split\na fine and honest film,1,train\nbad,x,train\n")
+    with pytest.raises(DataFormatError, match=r"sst_dataset\.csv, line 3"):
+        load_sst_jain_wallace(bad, verify=False)
