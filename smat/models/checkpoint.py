@@ -173,8 +173,12 @@ def _strip_prefix(names: list[str]) -> tuple[dict[str, str], str]:
     return mapping, prefix
 
 
+_HEAD_FAMILY = {"bert": "bert", "electra": "electra", "roberta": "roberta", "xlm-roberta": "roberta",
+                "distilbert": "distilbert", "vit": "vit"}
+
+
 def _detect_head_and_pooler(family: str, names) -> tuple[str | None, bool]:
-    head_family = {"xlm-roberta": "roberta"}.get(family, family)
+    head_family = _HEAD_FAMILY[family]
     head = head_family if any(f"{hf}.weight" in names for hf in _HEAD_KEYS[head_family]) else None
     return head, "pooler.dense.weight" in names
 
@@ -217,7 +221,7 @@ def load_params(directory: str | os.PathLike, config: EncoderConfig, *, dtype=jn
     expected = jax.eval_shape(build(config).init, jax.random.key(0))
 
     missing = sorted(set(slots) - set(names))
-    unexpected = sorted(n for n in names if n not in slots and not n.startswith(_DISCARDED))
+    unexpected = sorted(names[n] for n in names if n not in slots and not n.startswith(_DISCARDED))
     misshaped = []
     arrays: dict[tuple, Any] = {}
     for name, slot in slots.items():
@@ -229,7 +233,7 @@ def load_params(directory: str | os.PathLike, config: EncoderConfig, *, dtype=jn
         file_name = names[name]
         have = tuple(handles[file_name].get_slice(file_name).get_shape())
         if have != want:
-            misshaped.append(f"{prefix}{name}: checkpoint {have}, expected {want}")
+            misshaped.append(f"{file_name}: checkpoint {have}, expected {want}")
             continue
         value = slot.transform.to_ours(handles[file_name].get_tensor(file_name))
         if slot.layer is None:
@@ -239,7 +243,10 @@ def load_params(directory: str | os.PathLike, config: EncoderConfig, *, dtype=jn
     if missing or unexpected or misshaped:
         parts = [f"checkpoint {directory} does not match a {config.family} encoder "
                  f"({config.num_layers} layers, hidden {config.hidden_size}):"]
-        for title, items in (("missing", [prefix + m for m in missing]), ("unexpected", unexpected),
+        def file_name_of(name):  # heads sit outside the base-model prefix
+            return name if name.startswith(("classifier.", "pre_classifier.")) else prefix + name
+
+        for title, items in (("missing", [file_name_of(m) for m in missing]), ("unexpected", unexpected),
                              ("wrong shape", misshaped)):
             if items:
                 parts.append(f"  {title} ({len(items)}): " + ", ".join(items[:40])
@@ -296,9 +303,13 @@ def read_config(directory: str | os.PathLike) -> EncoderConfig:
     hf = json.loads(config_file.read_text())
     names, _ = _strip_prefix(list(_read_tensors(directory)))
     family = hf.get("model_type")
-    if family not in ("bert", "electra", "roberta", "xlm-roberta", "distilbert", "vit"):
-        raise ConfigError(f"{config_file}: model_type={family!r} is not supported")
+    if family not in _HEAD_FAMILY:
+        raise ConfigError(f"{config_file}: model_type={family!r} is not supported; supported: {sorted(_HEAD_FAMILY)}")
     head, pooler = _detect_head_and_pooler(family, names)
+    if head == "bert" and not pooler:
+        raise CheckpointError(
+            f"{directory}: has classifier.weight but no pooler; a BertForSequenceClassification head needs one "
+            f"(architectures: {hf.get('architectures')}; token-level heads are not supported)")
     return config_from_hf(hf, head=head, pooler=pooler)
 
 

@@ -279,10 +279,6 @@ def config_from_hf(hf: Mapping[str, Any], *, head: str | None = None, pooler: bo
             problems.append(f"{name}={value!r} (only {_REQUIRED_VALUES[name]} is implemented)")
         elif name not in _IGNORED:
             problems.append(f"{name}={value!r} (unknown attribute)")
-    if family == "distilbert" and hf.get("sinusoidal_pos_embds"):
-        # The sinusoids are written into the position table at init, so a checkpoint
-        # carries them as ordinary weights; nothing to do here.
-        pass
     if problems:
         raise ConfigError(
             f"config.json for model_type={model_type!r} has attributes we cannot honour:\n  "

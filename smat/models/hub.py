@@ -62,8 +62,11 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
         local = Path(os.environ["SMAT_MODEL_DIR"]) / name
         if local.is_dir():
             return local
-    if "/" not in name and (candidate.suffix or str(path_or_name).startswith((".", "/", "~"))):
-        raise FileNotFoundError(f"no such checkpoint directory: {path_or_name}")
+    text = str(path_or_name)
+    looks_like_path = (text.startswith((".", "/", "~")) or text.count("/") > 1
+                       or (candidate.parent != Path(".") and candidate.parent.is_dir()))
+    if looks_like_path:
+        raise FileNotFoundError(f"no such checkpoint directory: {path_or_name} (hub names look like 'owner/model')")
     try:
         from huggingface_hub import snapshot_download
 

@@ -16,7 +16,7 @@ from smat.models import layers
 from smat.models.base import Encoder, EncoderOutput, Params
 from smat.models.config import TextConfig
 
-__all__ = ["text_encoder", "validate_text_inputs", "position_ids"]
+__all__ = ["text_encoder", "validate_text_inputs", "check_token_ids", "position_ids"]
 
 
 def validate_text_inputs(config: TextConfig, input_ids, attention_mask, token_type_ids=None) -> None:
@@ -27,6 +27,11 @@ def validate_text_inputs(config: TextConfig, input_ids, attention_mask, token_ty
     out-of-range id returns NaN (mode="fill") or a clipped row under ``jit``; the
     SMaT reference's XLM-R inputs turned into NaNs exactly that way.
     """
+    _check_shapes(config, input_ids, attention_mask, token_type_ids)
+    check_token_ids(config, input_ids, token_type_ids)
+
+
+def _check_shapes(config: TextConfig, input_ids, attention_mask, token_type_ids) -> None:
     if input_ids.ndim != 2:
         raise ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
     if attention_mask is None:
@@ -44,7 +49,11 @@ def validate_text_inputs(config: TextConfig, input_ids, attention_mask, token_ty
                 f"token_type_ids has shape {tuple(token_type_ids.shape)} but input_ids has "
                 f"{tuple(input_ids.shape)}"
             )
-    seq = input_ids.shape[1]
+
+
+def check_token_ids(config: TextConfig, input_ids, token_type_ids=None) -> None:
+    """Raises ValueError for ids outside the tables; values are checked when concrete (outside jit)."""
+    seq = input_ids.shape[-1]
     if seq > config.max_length:
         raise ValueError(
             f"sequence length {seq} exceeds the position table of this {config.family} model "
@@ -134,6 +143,7 @@ def text_encoder(config: TextConfig) -> Encoder:
         return params
 
     def embed(params, input_ids, token_type_ids=None, *, key=None, train=False):
+        check_token_ids(c, input_ids, token_type_ids)
         emb = params["embeddings"]
         x = _lookup(emb["word"], input_ids) + _lookup(emb["position"], position_ids(c, input_ids))
         if "token_type" in emb:
@@ -165,7 +175,7 @@ def text_encoder(config: TextConfig) -> Encoder:
 
     def apply(params, input_ids, attention_mask, token_type_ids=None, *, key=None, train=False,
               output_attentions=False):
-        validate_text_inputs(c, input_ids, attention_mask, token_type_ids)
+        _check_shapes(c, input_ids, attention_mask, token_type_ids)  # embed() checks the ids
         k_embed, k_encode = layers.split_or_none(key, 2)
         x = embed(params, input_ids, token_type_ids, key=k_embed, train=train)
         return encode(params, x, attention_mask, key=k_encode, train=train, output_attentions=output_attentions)

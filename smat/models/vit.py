@@ -80,10 +80,11 @@ def vit_encoder(config: ViTConfig) -> Encoder:
         params = {
             "embeddings": {
                 "patch": {
-                    "kernel": layers.INIT_STD * jax.random.normal(k_patch, (p, p, c.num_channels, c.hidden_size)),
-                    "bias": jnp.zeros((c.hidden_size,)),
+                    "kernel": layers.INIT_STD * jax.random.normal(
+                        k_patch, (p, p, c.num_channels, c.hidden_size), jnp.float32),
+                    "bias": jnp.zeros((c.hidden_size,), jnp.float32),
                 },
-                "cls": layers.INIT_STD * jax.random.normal(k_cls, (c.hidden_size,)),
+                "cls": layers.INIT_STD * jax.random.normal(k_cls, (c.hidden_size,), jnp.float32),
                 "position": layers.embedding_init(k_pos, c.num_patches + 1, c.hidden_size),
             },
             "layers": jax.vmap(
@@ -113,10 +114,10 @@ def vit_encoder(config: ViTConfig) -> Encoder:
         patches = jax.lax.conv_general_dilated(
             pixel_values, emb["patch"]["kernel"].astype(pixel_values.dtype), window_strides=(p, p),
             padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        ) + emb["patch"]["bias"]
+        ) + emb["patch"]["bias"].astype(pixel_values.dtype)
         patches = patches.reshape(batch, -1, c.hidden_size)
         cls = jnp.broadcast_to(emb["cls"], (batch, 1, c.hidden_size)).astype(patches.dtype)
-        x = jnp.concatenate([cls, patches], axis=1) + positions(emb["position"], height, width)
+        x = jnp.concatenate([cls, patches], axis=1) + positions(emb["position"], height, width).astype(patches.dtype)
         return layers.dropout(x, c.hidden_dropout, key, train)
 
     def encode(params, embeddings, attention_mask=None, *, key=None, train=False, output_attentions=False):
