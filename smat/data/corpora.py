@@ -530,6 +530,16 @@ def _tags(file: str, line_no: int, line: str, n_tokens: int, gaps: bool) -> np.n
     return np.asarray([t == "BAD" for t in tags], dtype=np.uint8)
 
 
+def _subset_manifest(dataset: str, keys: Sequence[str], known: Sequence[str], what: str) -> Manifest:
+    """The manifest of ``dataset`` restricted to some of its count keys (pairs, classes)."""
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {tuple(known)}")
+    full = MANIFESTS[dataset]
+    return Manifest(full.name, {s: {k: c[k] for k in keys} for s, c in full.counts.items()},
+                    full.count_by, full.digests, full.reference)
+
+
 def load_mlqe_pe(path: PathLike | None = None, *, langpairs: Sequence[str] = MLQE_PAIRS,
                  word_tags: bool = True, verify: bool = True) -> DatasetSplits:
     """MLQE-PE (Fomicheva et al. 2020): sentence-level DA scores and word-level post-editing tags.
@@ -558,12 +568,7 @@ def load_mlqe_pe(path: PathLike | None = None, *, langpairs: Sequence[str] = MLQ
     Raises:
       ManifestError, DataFormatError (naming the member and line), DataUnavailableError.
     """
-    unknown = [p for p in langpairs if p not in MLQE_ALL_PAIRS]
-    if unknown:
-        raise ValueError(f"unknown MLQE-PE language pairs {unknown}; known: {MLQE_ALL_PAIRS}")
-    full = MANIFESTS["mlqe_pe"]
-    manifest = Manifest(full.name, {s: {p: c[p] for p in langpairs} for s, c in full.counts.items()},
-                        full.count_by, full.digests, full.reference)
+    manifest = _subset_manifest("mlqe_pe", langpairs, MLQE_ALL_PAIRS, "MLQE-PE language pairs")
     local = locate("mlqe_pe", path)
     if local is None:
         return _remote("mlqe_pe", lambda: hub.wmt20_mlqe_task1(tuple(langpairs)), verify, manifest)
@@ -719,12 +724,7 @@ def load_ag_news(path: PathLike | None = None, *, classes: Sequence[str] = ("Wor
       ManifestError, DataFormatError (naming file and line), DataUnavailableError.
     """
     classes = tuple(classes)
-    unknown = [c for c in classes if c not in AG_NEWS_CLASSES]
-    if unknown:
-        raise ValueError(f"unknown AG News classes {unknown}; known: {AG_NEWS_CLASSES}")
-    full = MANIFESTS["ag_news"]
-    manifest = Manifest(full.name, {s: {c: n[c] for c in classes} for s, n in full.counts.items()},
-                        full.count_by, full.digests, full.reference)
+    manifest = _subset_manifest("ag_news", classes, AG_NEWS_CLASSES, "AG News classes")
     local = locate("ag_news", path)
     if local is None:
         return _remote("ag_news", lambda: hub.ag_news(classes), verify, manifest)
