@@ -64,8 +64,9 @@ def _batches(arrays, batch_size, *, seed, epoch):
         yield {k: jnp.asarray(v) for k, v in batch.items()}
 
 
-def simulability(student: Student, student_params, arrays, batch_size: int) -> float:
-    """Accuracy of the student against the teacher's classes (Pearson r for regression) on a split."""
+def simulability(student: Student, student_params, arrays, batch_size: int) -> tuple[float, float]:
+    """(simulability, simulation loss) of the student on a split: accuracy against the teacher's
+    classes (Pearson r for regression), and the mean cross-entropy (MSE) to them."""
 
     @jax.jit
     def predict(params, batch):
@@ -78,13 +79,17 @@ def simulability(student: Student, student_params, arrays, batch_size: int) -> f
         targets.append(np.asarray(batch["teacher_outputs"])[valid])
     preds, targets = np.concatenate(preds), np.concatenate(targets)
     if preds.shape[-1] == 1:
-        return float(np.corrcoef(preds[:, 0], targets[:, 0])[0, 1])
-    return float(np.mean(preds.argmax(-1) == targets.argmax(-1)))
+        return float(np.corrcoef(preds[:, 0], targets[:, 0])[0, 1]), float(np.mean((preds - targets) ** 2))
+    log_probs = preds - np.logaddexp.reduce(preds, axis=-1, keepdims=True)
+    classes = targets.argmax(-1)
+    loss = float(-np.mean(log_probs[np.arange(len(classes)), classes]))
+    return float(np.mean(preds.argmax(-1) == classes)), loss
 
 
 def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: Any,
                     data: Mapping[str, Mapping[str, np.ndarray]], student: Student,
-                    config: SmatConfig = SmatConfig(), *, progress: bool = True) -> TrainResult:
+                    config: SmatConfig = SmatConfig(), *, student_encoder_params: Any = None,
+                    progress: bool = True) -> TrainResult:
     """Trains a student to simulate a teacher, meta-learning the teacher's explainer (SMaT).
 
     Args:
@@ -94,6 +99,8 @@ def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: An
         ``attention_mask`` (, ``token_type_ids``) and ``lengths`` per example.
       student: from :func:`smat.students.make_student`.
       config: :class:`SmatConfig`.
+      student_encoder_params: start the student's encoder from these (e.g. the public
+        checkpoint the teacher was fine-tuned from); default a random init.
 
     Returns:
       :class:`TrainResult` with the best state (``state.teacher_expl_params`` is the
@@ -126,7 +133,11 @@ def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: An
 
     key = jax.random.key(config.seed)
     key, init_key = jax.random.split(key)
-    state = trainer.init(init_key)
+    student_params = None
+    if student_encoder_params is not None:
+        student_params = {"student": student.init(init_key, student_encoder_params),
+                          "explainer": student_explainer.init(init_key)}
+    state = trainer.init(init_key, student_params=student_params)
     best = (-np.inf, jax.device_get(state), -1)
     history, waited = [], 0
     for epoch in range(config.max_epochs):
@@ -141,8 +152,8 @@ def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: An
             else:
                 state, metrics = trainer.student_step(state, batch, step_key)
             losses.append({k: float(v) for k, v in metrics.items()})
-        score = simulability(student, state.student_params, splits["valid"], config.batch_size)
-        record = {"epoch": epoch, "valid_simulability": score,
+        score, valid_loss = simulability(student, state.student_params, splits["valid"], config.batch_size)
+        record = {"epoch": epoch, "valid_simulability": score, "valid_sim_loss": valid_loss,
                   **{k: float(np.mean([m[k] for m in losses])) for k in losses[0]}}
         history.append(record)
         if score > best[0]:
