@@ -64,14 +64,18 @@ def _batches(arrays, batch_size, *, seed, epoch):
         yield {k: jnp.asarray(v) for k, v in batch.items()}
 
 
-def simulability(student: Student, student_params, arrays, batch_size: int) -> tuple[float, float]:
+def student_predictor(student: Student) -> Callable:
+    """The jitted evaluation forward of a student (build once, reuse every epoch)."""
+    return jax.jit(lambda params, batch: student.apply(params["student"], batch, train=False).outputs)
+
+
+def simulability(predict: Callable, student_params, arrays, batch_size: int) -> tuple[float, float]:
     """(simulability, simulation loss) of the student on a split: accuracy against the teacher's
-    classes (Pearson r for regression), and the mean cross-entropy (MSE) to them."""
+    classes (Pearson r for regression), and the mean cross-entropy (MSE) to them.
 
-    @jax.jit
-    def predict(params, batch):
-        return student.apply(params["student"], batch, train=False).outputs
-
+    Args:
+      predict: from :func:`student_predictor`.
+    """
     preds, targets = [], []
     for batch in _batches(arrays, batch_size, seed=None, epoch=0):
         valid = np.asarray(batch["valid"]) > 0
@@ -138,6 +142,7 @@ def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: An
         student_params = {"student": student.init(init_key, student_encoder_params),
                           "explainer": student_explainer.init(init_key)}
     state = trainer.init(init_key, student_params=student_params)
+    predict = student_predictor(student)
     best = (-np.inf, jax.device_get(state), -1)
     history, waited = [], 0
     for epoch in range(config.max_epochs):
@@ -152,7 +157,7 @@ def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: An
             else:
                 state, metrics = trainer.student_step(state, batch, step_key)
             losses.append({k: float(v) for k, v in metrics.items()})
-        score, valid_loss = simulability(student, state.student_params, splits["valid"], config.batch_size)
+        score, valid_loss = simulability(predict, state.student_params, splits["valid"], config.batch_size)
         record = {"epoch": epoch, "valid_simulability": score, "valid_sim_loss": valid_loss,
                   **{k: float(np.mean([m[k] for m in losses])) for k in losses[0]}}
         history.append(record)
