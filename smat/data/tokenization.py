@@ -7,9 +7,7 @@ ERASER's evidence offsets, MLQE-PE's word tags and J&W's tokens are given.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -125,8 +123,3 @@ def encode_texts(tokenizer, texts: Sequence[str], texts_b: Sequence[str] | None 
         tokenizer.no_truncation()
     return out
 
-
-def special_token_ids(directory: str | os.PathLike) -> dict[str, int]:
-    """The special tokens of a model directory (``tokenizer.json`` added tokens)."""
-    data = json.loads((Path(directory) / "tokenizer.json").read_text())
-    return {t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")}
