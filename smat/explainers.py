@@ -29,7 +29,7 @@ from smat import simplex
 
 __all__ = [
     "Explainer", "ExplainerInputs", "attention_explainer", "gradient_l2", "gradient_x_input",
-    "integrated_gradients", "get", "available", "explained_output", "PAD_BIAS",
+    "integrated_gradients", "no_explainer", "get", "available", "explained_output", "PAD_BIAS",
 ]
 
 PAD_BIAS = -1e10  # the reference's bias on padded tokens before the token softmax
@@ -244,6 +244,17 @@ def integrated_gradients(*, steps: int = 10, method: str = "gausslegendre", base
 # ------------------------------------------------------------------------- registry
 
 
+def no_explainer() -> Explainer:
+    """The "No explainer" row: a uniform explanation over the tokens, used with beta = 0."""
+
+    def apply(params, inputs: ExplainerInputs):
+        del params
+        logits = jnp.zeros(inputs.mask.shape, jnp.float32)
+        return _to_simplex(logits, inputs.mask), {"logits": logits}
+
+    return Explainer("none", "none", False, lambda key=None: {}, apply)
+
+
 def _static_attention(layers_kind):
     def factory(num_layers, num_heads, **kw):
         layers = (num_layers - 1,) if layers_kind == "last" else None
@@ -260,6 +271,7 @@ _REGISTRY: dict[str, Callable[..., Explainer]] = {
     "gradient_l2": gradient_l2,
     "gradient_x_input": gradient_x_input,
     "integrated_gradients": integrated_gradients,
+    "none": no_explainer,
 }
 
 # Explanation-loss weight beta per explainer kind (paper, Appendix A).

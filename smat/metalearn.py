@@ -130,7 +130,7 @@ def make_trainer(student: Student, student_explainer: Explainer, teacher_explain
         if "teacher_explanation" in batch:
             return batch["teacher_explanation"]
         expl, _ = teacher_explainer.apply(
-            teacher_expl_params, ExplainerInputs(mask=batch["attention_mask"], head_scores=batch["teacher_head_scores"]))
+            teacher_expl_params, ExplainerInputs(mask=batch["attention_mask"], head_scores=batch.get("teacher_head_scores")))
         return expl
 
     def student_loss(student_params, teacher_expl_params, batch, key, train=True):

@@ -1,16 +1,18 @@
 """train_explainer end to end with a custom teacher that is not one of our encoders."""
 
+import dataclasses
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from smat.metalearn import MetaConfig
 from smat.models import TextConfig, build
 from smat.students import make_student
 from smat.teacher import TeacherOutput
-from smat.train import SmatConfig, train_explainer
+from smat.train import SmatConfig, add_teacher_cache, train_explainer, train_student
 
 warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
 
@@ -45,12 +47,98 @@ def test_train_explainer_with_a_custom_teacher():
     config = TextConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
                         max_position_embeddings=12, hidden_dropout=0.0, attention_dropout=0.0)
     student = make_student(build(config), 2, head_dropout=0.0)
-    result = train_explainer(teacher_fn, teacher_params, {"train": _split(48, 0), "valid": _split(16, 1)}, student,
+    result = train_explainer(teacher_fn, teacher_params, {"train": _split(48, 0), "valid": _split(16, 1)},
                              SmatConfig(batch_size=16, max_epochs=3, patience=5,
                                         meta=MetaConfig(mode="jvp", inner_lr=0.1, meta_lr=0.05)),
-                             progress=False)
+                             student=student, progress=False)
     assert len(result.history) == 3 and 0 <= result.best_epoch < 3
     assert all(np.isfinite(h["sim_loss"]) and 0 <= h["valid_simulability"] <= 1 for h in result.history)
     phi = np.asarray(result.state.teacher_expl_params["head_coeffs"])
     assert phi.shape == (2,) and not np.allclose(phi, 0.5)  # the explainer was meta-learned
     assert result.history[-1]["sim_loss"] < result.history[0]["sim_loss"]  # the student learns to simulate
+
+
+def _student():
+    config = TextConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                        max_position_embeddings=12, hidden_dropout=0.0, attention_dropout=0.0)
+    return config
+
+
+def _fast(**kw):
+    return SmatConfig(batch_size=16, max_epochs=2, patience=5,
+                      meta=MetaConfig(mode="jvp", inner_lr=0.1, meta_lr=0.05), **kw)
+
+
+def test_fresh_student_with_the_frozen_learned_explainer():
+    teacher_fn, teacher_params = _teacher()
+    data = {"train": _split(32, 0), "valid": _split(16, 1), "test": _split(16, 2)}
+    student = make_student(build(_student()), 2, head_dropout=0.0)
+    learned = train_explainer(teacher_fn, teacher_params, data, _fast(), student=student, progress=False)
+    phi = learned.state.teacher_expl_params
+    fresh = train_student(teacher_fn, teacher_params, data, _fast(seed=1), teacher_expl_params=phi,
+                          student=student, progress=False)
+    np.testing.assert_array_equal(fresh.state.teacher_expl_params["head_coeffs"], phi["head_coeffs"])  # frozen
+    assert int(fresh.state.step) == 2 * (fresh.best_epoch + 1)  # 2 student steps per epoch, no meta steps
+    assert set(fresh.metrics) >= {"valid_simulability", "test_simulability", "test_sim_loss"}
+    assert 0 <= fresh.metrics["test_simulability"] <= 1
+
+
+def test_no_explainer_is_the_attention_loss_weighted_by_zero():
+    teacher_fn, teacher_params = _teacher()
+    data = {"train": _split(32, 0), "valid": _split(16, 1)}
+    student = make_student(build(_student()), 2, head_dropout=0.0)
+    none = train_explainer(teacher_fn, teacher_params, data, _fast(explainer="none"), student=student,
+                           progress=False)
+    zero = train_explainer(teacher_fn, teacher_params, data, _fast(explainer="attention_all_layers", beta=0.0),
+                           student=student, progress=False)
+    full = train_explainer(teacher_fn, teacher_params, data, _fast(explainer="attention_all_layers"),
+                           student=student, progress=False)
+    for a, b in zip(none.history, zero.history):
+        np.testing.assert_allclose(a["sim_loss"], b["sim_loss"], rtol=1e-6)
+    assert not np.isclose(none.history[-1]["sim_loss"], full.history[-1]["sim_loss"], rtol=1e-6)
+
+
+def test_static_gradient_explainer_and_a_regression_teacher():
+    teacher_fn, teacher_params = _teacher()
+
+    def regression_teacher(params, batch, embeddings=None):
+        out = teacher_fn(params, batch, embeddings)
+        return out._replace(logits=out.logits[:, :1] - out.logits[:, 1:])
+
+    data = add_teacher_cache(regression_teacher, teacher_params, {"train": _split(32, 0), "valid": _split(16, 1)},
+                             ("gradient_x_input", "attention"), progress=False)
+    assert data["train"]["teacher_outputs"].shape == (32, 1)
+    expl = data["train"]["teacher_explanation/gradient_x_input"]
+    np.testing.assert_allclose(expl.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(expl[data["train"]["attention_mask"] == 0] == 0)
+    student = make_student(build(_student()), 1, head_dropout=0.0)
+    for name in ("gradient_x_input", "attention"):
+        result = train_explainer(regression_teacher, teacher_params, data, _fast(explainer=name), student=student,
+                                 progress=False)
+        assert -1 <= result.metrics["valid_simulability"] <= 1  # Pearson r
+        assert result.history[-1]["sim_loss"] < result.history[0]["sim_loss"] or name == "attention"
+
+
+def test_unknown_explainer_is_refused():
+    with pytest.raises(ValueError, match="unknown explainer"):
+        SmatConfig(explainer="lime")
+
+
+def test_a_killed_run_resumes_to_the_same_result(tmp_path):
+    teacher_fn, teacher_params = _teacher()
+    data = {"train": _split(32, 0), "valid": _split(16, 1)}
+    student = make_student(build(_student()), 2, head_dropout=0.1)  # dropout: the PRNG key must resume too
+    config = dataclasses.replace(_fast(), max_epochs=3)
+    whole = train_explainer(teacher_fn, teacher_params, data, config, student=student, progress=False)
+    ckpt = tmp_path / "run.npz"
+    train_explainer(teacher_fn, teacher_params, data, dataclasses.replace(config, max_epochs=2), student=student,
+                    checkpoint=ckpt, progress=False)  # "killed" after two epochs
+    resumed = train_explainer(teacher_fn, teacher_params, data, config, student=student, checkpoint=ckpt,
+                              progress=False)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    for a, b in zip(jax.tree.leaves(whole.state), jax.tree.leaves(resumed.state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    assert resumed.history == whole.history
+    again = train_explainer(teacher_fn, teacher_params, data, config, student=student, checkpoint=ckpt,
+                            progress=False)  # finished: returns without training
+    assert again.history == whole.history
