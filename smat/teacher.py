@@ -12,17 +12,22 @@ steps then never run the teacher.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, NamedTuple
+import dataclasses
+import os
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from tqdm.auto import tqdm
 
+from smat import checkpoints
 from smat.data.batching import iterate_batches
 from smat.explainers import Explainer, ExplainerInputs
 
-__all__ = ["TeacherOutput", "encoder_teacher", "build_teacher_cache"]
+__all__ = ["TeacherOutput", "encoder_teacher", "build_teacher_cache", "with_classification_head",
+           "TeacherTrainConfig", "fit_teacher"]
 
 Array = jax.Array
 
@@ -37,17 +42,50 @@ class TeacherOutput(NamedTuple):
 
 
 def encoder_teacher(encoder) -> Callable[..., TeacherOutput]:
-    """A teacher function for one of our text encoders whose params carry a classification head."""
+    """A teacher function for one of our encoders (text or ViT) whose params carry a classification head.
 
-    def teacher_fn(params, batch, embeddings=None) -> TeacherOutput:
+    The returned function also takes ``key=`` and ``train=`` (dropout), which
+    :func:`fit_teacher` uses; the cache and the explainers call it in eval mode.
+    """
+    is_text = encoder.config.family != "vit"
+
+    def teacher_fn(params, batch, embeddings=None, *, key=None, train=False) -> TeacherOutput:
+        k_embed, k_encode = jax.random.split(key) if key is not None else (None, None)
         if embeddings is None:
-            embeddings = encoder.embed(params, batch["input_ids"], batch.get("token_type_ids"))
-        out = encoder.encode(params, embeddings, batch["attention_mask"])
+            embeddings = (encoder.embed(params, batch["input_ids"], batch.get("token_type_ids"), key=k_embed,
+                                        train=train) if is_text
+                          else encoder.embed(params, batch["pixel_values"], key=k_embed, train=train))
+        out = encoder.encode(params, embeddings, batch["attention_mask"] if is_text else None, key=k_encode,
+                             train=train)
         if out.logits is None:
-            raise ValueError("the teacher's params carry no classification head")
+            raise ValueError("the teacher's params carry no classification head (see with_classification_head)")
         return TeacherOutput(out.logits, out.head_scores, embeddings)
 
     return teacher_fn
+
+
+def with_classification_head(encoder, params, num_labels: int, key: jax.Array):
+    """Adds a fresh classification head (the family's Hugging Face head) to encoder-only params.
+
+    Returns:
+      ``(encoder, params)``: an encoder built with the head, and ``params`` plus a new
+      ``head`` (and BERT's ``pooler`` when the checkpoint has none), as
+      ``*ForSequenceClassification.from_pretrained`` would start fine-tuning.
+    """
+    from smat.models import build
+    from smat.models.config import HEADS
+
+    family = encoder.config.family
+    head = "vit" if family == "vit" else HEADS[family][0]
+    config = dataclasses.replace(encoder.config, head=head, num_labels=num_labels,
+                                 pooler=encoder.config.pooler or head == "bert")
+    with_head = build(config)
+    fresh = with_head.init(key)
+    params = dict(params)
+    params["head"] = fresh["head"]
+    if "pooler" in fresh and "pooler" not in params:
+        params["pooler"] = fresh["pooler"]
+    return with_head, params
 
 
 def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params, arrays: Mapping[str, np.ndarray],
@@ -57,7 +95,8 @@ def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params
 
     Args:
       teacher_fn, teacher_params: the teacher.
-      arrays: ``input_ids``, ``attention_mask`` (, ``token_type_ids``) and ``lengths`` of every example.
+      arrays: ``input_ids``, ``attention_mask`` (, ``token_type_ids``) and ``lengths`` of every
+        example, or ``pixel_values`` (and an all-ones ``attention_mask``) for images.
       batch_size: rows per jitted call (the last batch is padded, its rows dropped).
       static_explainers: name -> frozen explainer whose explanation is cached as
         ``explanation/<name>`` [examples, seq].
@@ -69,7 +108,7 @@ def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params
       in the order of ``arrays``.
     """
     static_explainers = dict(static_explainers or {})
-    inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in arrays}
+    inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids", "pixel_values") if k in arrays}
 
     @jax.jit
     def run(batch):
@@ -85,8 +124,10 @@ def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params
         return result
 
     cache: dict[str, np.ndarray] = {}
-    n = len(arrays["input_ids"])
-    batches = iterate_batches(inputs, arrays["lengths"], batch_size, seed=None)
+    n = len(next(iter(inputs.values())))
+    lengths = arrays["lengths"] if "lengths" in arrays else np.ones(n, np.int32)
+    batches = iterate_batches(inputs, lengths, batch_size, seed=None, seq_keys=("input_ids", "attention_mask",
+                                                                             "token_type_ids"))
     for batch in tqdm(batches, total=-(-n // batch_size), desc="teacher cache", disable=not progress):
         index, valid = batch.pop("index"), batch.pop("valid") > 0
         result = jax.device_get(run({k: jnp.asarray(v) for k, v in batch.items()}))
@@ -95,3 +136,132 @@ def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params
                 cache[name] = np.zeros((n, *value.shape[1:]), value.dtype)
             cache[name][index[valid]] = value[valid]
     return cache
+
+
+# ------------------------------------------------------------------------ fine-tuning
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherTrainConfig:
+    """Teacher fine-tuning (defaults: the reference's IMDB teacher).
+
+    Attributes:
+      lr: AdamW peak learning rate, reached by linear warmup over ``warmup_steps``.
+      weight_decay: AdamW's decoupled weight decay.
+      clip: global-norm gradient clip.
+      batch_size, max_epochs, patience, seed: the loop; the best epoch on validation
+        accuracy (negative MSE for regression) is kept.
+    """
+
+    lr: float = 5e-5
+    warmup_steps: int = 500
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    batch_size: int = 16
+    max_epochs: int = 3
+    patience: int = 5
+    seed: int = 0
+
+
+def _supervised_loss(logits, targets, valid):
+    if logits.shape[-1] == 1:
+        per_example = jnp.square(logits[:, 0] - targets.astype(logits.dtype))
+    else:
+        per_example = optax.softmax_cross_entropy_with_integer_labels(logits, targets.astype(jnp.int32))
+    valid = valid.astype(per_example.dtype)
+    return (per_example * valid).sum() / jnp.maximum(valid.sum(), 1.0)
+
+
+def _score(logits: np.ndarray, targets: np.ndarray) -> float:
+    if logits.shape[-1] == 1:
+        return -float(np.mean((logits[:, 0] - targets) ** 2))
+    return float(np.mean(logits.argmax(-1) == targets))
+
+
+def fit_teacher(teacher_fn: Callable, params: Any, train: Mapping[str, np.ndarray],
+                valid: Mapping[str, np.ndarray] | None = None, config: TeacherTrainConfig = TeacherTrainConfig(), *,
+                checkpoint: str | os.PathLike | None = None, progress: bool = True) -> tuple[Any, list[dict]]:
+    """Fine-tunes a teacher on gold targets: cross-entropy (MSE for one output), AdamW with warmup and clipping.
+
+    Args:
+      teacher_fn: ``teacher_fn(params, batch, key=..., train=True) -> TeacherOutput`` (as
+        :func:`encoder_teacher`; functions without ``key``/``train`` train without dropout).
+      params: the starting params (e.g. from :func:`with_classification_head`).
+      train, valid: per-example arrays: the inputs, ``lengths`` (text) and ``targets``
+        (class ids, or float scores for regression).
+      checkpoint: ``.npz`` written after every epoch (params, AdamW state, best params);
+        a killed run resumes from it.
+
+    Returns:
+      ``(best params on valid, history)``; without ``valid``, the last params.
+    """
+    import inspect
+
+    takes_key = "key" in inspect.signature(teacher_fn).parameters
+    schedule = optax.linear_schedule(0.0, config.lr, max(config.warmup_steps, 1))
+    optimizer = optax.chain(optax.clip_by_global_norm(config.clip),
+                            optax.adamw(schedule, weight_decay=config.weight_decay))
+
+    def forward(p, batch, key=None, train_mode=False):
+        inputs = {k: v for k, v in batch.items() if k not in ("targets", "valid")}
+        if takes_key:
+            return teacher_fn(p, inputs, key=key, train=train_mode).logits
+        return teacher_fn(p, inputs).logits
+
+    @jax.jit
+    def step(p, opt_state, batch, key):
+        loss, grads = jax.value_and_grad(
+            lambda q: _supervised_loss(forward(q, batch, key, True), batch["targets"], batch["valid"]))(p)
+        with jax.numpy_dtype_promotion("standard"):  # optax's step counters are int32
+            updates, opt_state = optimizer.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    predict = jax.jit(forward)
+
+    def batches(arrays, seed, epoch):
+        fields = {k: v for k, v in arrays.items() if k != "lengths"}
+        lengths = arrays.get("lengths", np.ones(len(arrays["targets"]), np.int32))
+        for batch in iterate_batches(fields, lengths, config.batch_size, seed=seed, epoch=epoch, seq_keys=()):
+            batch.pop("index")
+            yield {k: jnp.asarray(v) for k, v in batch.items()}
+
+    key = jax.random.key(config.seed)
+    opt_state = optimizer.init(params)
+    best, best_score, history, waited, start = params, -np.inf, [], 0, 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        saved, info = checkpoints.load(checkpoint, {"params": params, "opt": opt_state, "best": params, "key": key})
+        params, opt_state, best, key = saved["params"], saved["opt"], saved["best"], saved["key"]
+        history, waited, best_score, start = info["history"], info["waited"], info["best_score"], len(info["history"])
+        if info["done"]:
+            return best, history
+    n_batches = -(-len(train["targets"]) // config.batch_size)
+    for epoch in range(start, config.max_epochs):
+        losses = []
+        for batch in tqdm(batches(train, config.seed, epoch), total=n_batches, desc=f"teacher epoch {epoch}",
+                          disable=not progress, leave=False):
+            key, step_key = jax.random.split(key)
+            params, opt_state, loss = step(params, opt_state, batch, step_key)
+            losses.append(loss)
+        record = {"epoch": epoch, "train_loss": float(np.mean(jax.device_get(losses)))}
+        if valid is not None:
+            logits, targets = [], []
+            for batch in batches(valid, None, 0):
+                keep = np.asarray(batch["valid"]) > 0
+                logits.append(np.asarray(predict(params, batch))[keep])
+                targets.append(np.asarray(batch["targets"])[keep])
+            record["valid_score"] = _score(np.concatenate(logits), np.concatenate(targets))
+        history.append(record)
+        if progress:
+            tqdm.write(f"teacher epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
+        score = record.get("valid_score", epoch)
+        if score > best_score:
+            best, best_score, waited = params, score, 0
+        else:
+            waited += 1
+        done = waited > config.patience
+        if checkpoint is not None:
+            checkpoints.save(checkpoint, {"params": params, "opt": opt_state, "best": best, "key": key},
+                             {"history": history, "waited": waited, "best_score": best_score, "done": done})
+        if done:
+            break
+    return best, history

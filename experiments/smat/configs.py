@@ -1,0 +1,165 @@
+"""SMaT experiment configs: ``get_config("images:smoke")`` -> :class:`ExperimentConfig`.
+
+One config per paper table; the variant after the colon scales it: ``""`` (the paper's
+plan), ``"cpu"`` (the largest plan that fits a 2-core CPU session), ``"demo"`` (``make
+demo``: one seed, one N, <= 10 minutes on 2 cores) and ``"smoke"`` (seconds, for ``make
+test``). Every number that differs from the paper is a field here, and the report
+prints the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from smat.metalearn import MetaConfig
+from smat.models import TextConfig, ViTConfig
+from smat.teacher import TeacherTrainConfig
+from smat.train import SmatConfig
+
+__all__ = ["ExperimentConfig", "ROWS", "get_config", "PAPER"]
+
+# Table row -> the teacher explainer it trains with ("fresh" = SMaT's learned phi_T, frozen,
+# for a freshly initialised student: the second protocol, not in the paper's tables).
+ROWS = {
+    "No explainer": "none",
+    "Gradient L2": "gradient_l2",
+    "Gradient x Input": "gradient_x_input",
+    "Integrated Gradients": "integrated_gradients",
+    "Attention (all layers)": "attention_all_layers",
+    "Attention (last layer)": "attention_last_layer",
+    "Attention (SMaT)": "attention",
+    "Attention (SMaT, frozen, fresh student)": "fresh",
+}
+
+# The paper's numbers (Fernandes, Treviso et al. 2022), for the tables' "paper" columns.
+PAPER = {
+    "imdb": {  # Table 1, accuracy %
+        "No explainer": {500: "81.72 [81.24:81.75]", 1000: "83.44 [83.36:83.63]", 2000: "84.84 [84.80:84.88]"},
+        "Gradient L2": {500: "81.66 [81.32:82.00]", 1000: "82.98 [82.72:83.08]", 2000: "84.78 [84.96:85.08]"},
+        "Gradient x Input": {500: "84.83 [84.79:84.88]", 1000: "81.15 [80.95:81.36]", 2000: "83.84 [83.59:84.99]"},
+        "Integrated Gradients": {500: "82.99 [82.59:82.99]", 1000: "81.79 [81.72:81.87]",
+                                 2000: "84.20 [84.03:85.03]"},
+        "Attention (all layers)": {500: "83.00 [82.60:83.00]", 1000: "85.72 [85.72:86.23]",
+                                   2000: "90.08 [89.72:90.11]"},
+        "Attention (last layer)": {500: "80.91 [79.99:81.07]", 1000: "83.15 [82.91:83.51]",
+                                   2000: "91.47 [91.39:91.56]"},
+        "Attention (SMaT)": {500: "91.48 [91.40:91.56]", 1000: "92.56 [92.28:92.83]", 2000: "92.84 [92.84:93.08]"},
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """One table.
+
+    Attributes:
+      name: results go to ``results/<name>/``.
+      task: "imdb" or "images".
+      teacher: the paper's teacher checkpoint (hub name), or "scratch" for a model trained
+        from random init with ``teacher_arch``.
+      fallback_teacher: what an offline run uses when ``teacher`` cannot be loaded (named
+        in the report).
+      teacher_arch: the architecture of a from-scratch teacher.
+      teacher_train: its fine-tuning / training settings.
+      teacher_examples: cap on the teacher's training examples (None: the whole split).
+      pool: student pool / valid / test sizes carved from the student-side split.
+      sizes: student training sizes N (the first N of the shuffled pool).
+      seeds: each seed resamples the pool order, the student head init, dropout and
+        batch order (the reference's seeds changed only dropout and order).
+      rows: table rows (keys of :data:`ROWS`).
+      smat: the student loop (batch, epochs, patience, meta settings).
+      max_length: text width in tokens.
+      figure_examples: test examples drawn per explainer.
+    """
+
+    name: str
+    task: str
+    teacher: str
+    fallback_teacher: str | None = None
+    teacher_arch: TextConfig | ViTConfig | None = None
+    teacher_train: TeacherTrainConfig = TeacherTrainConfig()
+    teacher_examples: int | None = None
+    pool: tuple[int, int, int] = (8750, 1250, 2500)
+    sizes: tuple[int, ...] = (500, 1000, 2000)
+    seeds: tuple[int, ...] = (0, 9, 11, 30, 69)
+    rows: tuple[str, ...] = tuple(ROWS)
+    smat: SmatConfig = SmatConfig()
+    max_length: int = 256
+    figure_examples: int = 4
+
+    def __post_init__(self):
+        unknown = [r for r in self.rows if r not in ROWS]
+        if unknown:
+            raise ValueError(f"unknown rows {unknown}; known: {list(ROWS)}")
+        if "Attention (SMaT, frozen, fresh student)" in self.rows and "Attention (SMaT)" not in self.rows:
+            raise ValueError("the fresh-student row needs the 'Attention (SMaT)' row (its learned explainer)")
+
+
+# A small ViT trained from scratch on 28x28 grey images: 7x7 patches of 4 pixels + CLS = 50 tokens.
+FASHION_VIT = ViTConfig(hidden_size=64, num_layers=4, num_heads=4, intermediate_size=128, image_size=28,
+                        patch_size=4, num_channels=1, hidden_dropout=0.0, attention_dropout=0.0, num_labels=10,
+                        head="vit")
+
+
+def _imdb(variant: str) -> ExperimentConfig:
+    base = ExperimentConfig(
+        name="smat-imdb", task="imdb", teacher="google/electra-small-discriminator",
+        fallback_teacher="sentence-transformers/all-MiniLM-L6-v2",
+        teacher_train=TeacherTrainConfig(lr=5e-5, warmup_steps=500, clip=1.0, batch_size=16, max_epochs=3),
+        smat=SmatConfig(batch_size=32, max_epochs=50, patience=10, meta=MetaConfig(meta_lr=5e-4)),
+    )
+    if variant == "cpu":
+        return dataclasses.replace(base, name="smat-imdb-cpu", teacher_examples=4000, max_length=128,
+                                   teacher_train=dataclasses.replace(base.teacher_train, warmup_steps=50,
+                                                                     max_epochs=1),
+                                   pool=(2000, 256, 512), sizes=(500,), seeds=(0, 9, 11),
+                                   smat=dataclasses.replace(base.smat, max_epochs=8, patience=3))
+    if variant == "smoke":
+        return dataclasses.replace(base, name="smat-imdb-smoke", teacher_examples=64, max_length=32,
+                                   teacher_train=dataclasses.replace(base.teacher_train, warmup_steps=2,
+                                                                     max_epochs=1, batch_size=16),
+                                   pool=(32, 16, 16), sizes=(16,), seeds=(0,), figure_examples=2,
+                                   rows=("No explainer", "Attention (all layers)", "Attention (last layer)",
+                                         "Attention (SMaT)"),
+                                   smat=dataclasses.replace(base.smat, batch_size=8, max_epochs=1, patience=1,
+                                                            meta=MetaConfig(mode="jvp")))
+    return base
+
+
+def _images(variant: str) -> ExperimentConfig:
+    # Paper: CIFAR-100 with ViT-B/16 (in21k), student N = 5 / 10 / 20 % of the 45k train.
+    base = ExperimentConfig(
+        name="smat-images", task="images", teacher="google/vit-base-patch16-224-in21k",
+        fallback_teacher="scratch:fashion-mnist", teacher_arch=FASHION_VIT,
+        teacher_train=TeacherTrainConfig(lr=5e-5, warmup_steps=500, clip=1.0, batch_size=16, max_epochs=3),
+        pool=(45000, 5000, 10000), sizes=(2250, 4500, 9000),
+        smat=SmatConfig(batch_size=16, max_epochs=50, patience=5, meta=MetaConfig(meta_lr=5e-4)),
+    )
+    scratch = TeacherTrainConfig(lr=2e-3, warmup_steps=100, clip=1.0, weight_decay=0.05, batch_size=128,
+                                 max_epochs=4)
+    if variant == "demo":
+        return dataclasses.replace(base, name="demo", teacher=base.fallback_teacher,
+                                   teacher_train=dataclasses.replace(scratch, max_epochs=3),
+                                   teacher_examples=20000, pool=(5000, 1000, 2000), sizes=(1000,), seeds=(0,),
+                                   smat=dataclasses.replace(base.smat, batch_size=32, max_epochs=6, patience=6,
+                                                            meta=MetaConfig(inner_lr=0.05, meta_lr=5e-3)))
+    if variant == "smoke":
+        return dataclasses.replace(base, name="smat-images-smoke", teacher=base.fallback_teacher,
+                                   teacher_train=dataclasses.replace(scratch, max_epochs=1, batch_size=32),
+                                   teacher_examples=256, pool=(64, 32, 32), sizes=(32,), seeds=(0,),
+                                   figure_examples=2,
+                                   rows=("No explainer", "Gradient L2", "Gradient x Input", "Integrated Gradients",
+                                         "Attention (SMaT)", "Attention (SMaT, frozen, fresh student)"),
+                                   smat=dataclasses.replace(base.smat, batch_size=16, max_epochs=1, patience=1))
+    return base
+
+
+def get_config(arg: str = "images") -> ExperimentConfig:
+    """``"<task>[:<variant>]"`` with task in imdb / images and variant in "", cpu, demo, smoke."""
+    task, _, variant = arg.partition(":")
+    builders = {"imdb": _imdb, "images": _images}
+    if task not in builders:
+        raise ValueError(f"unknown SMaT experiment {task!r}; known: {sorted(builders)}")
+    if variant not in ("", "cpu", "demo", "smoke"):
+        raise ValueError(f"unknown variant {variant!r}; known: '', cpu, demo, smoke")
+    return builders[task](variant)

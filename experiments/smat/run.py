@@ -1,0 +1,319 @@
+"""Runs one SMaT table: ``python -m experiments.smat.run images[:demo|:smoke|:cpu] [--out results]``.
+
+Pipeline: data -> teacher (loaded, fine-tuned or trained from scratch; checkpointed) ->
+one teacher cache for every row -> for each N, seed and row a student run (checkpointed
+per epoch, skipped when its JSON exists) -> aggregate JSON, Markdown table (median
+[q25:q75], underlined where the IQR is above "No explainer"'s), head heatmaps and
+explanation figures. Killed runs resume; finished runs are never repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+import smat
+from experiments.smat import report
+from experiments.smat.configs import PAPER, ROWS, ExperimentConfig, get_config
+from smat import explainers
+from smat.data.cache import save_arrays_atomic
+from smat.data.sources import DataUnavailableError
+from smat.models import HubUnavailableError, build, load_pretrained
+from smat.teacher import encoder_teacher, fit_teacher, with_classification_head
+
+__all__ = ["Task", "prepare_task", "run_experiment", "main"]
+
+
+class Task(NamedTuple):
+    """Everything the student runs need, built once per experiment."""
+
+    teacher_fn: Callable
+    teacher_params: Any
+    student: smat.students.Student
+    student_encoder_params: Any
+    splits: dict  # pool / valid / test: per-example arrays with the teacher cache
+    notes: list  # deviations from the paper, printed in the report
+    display: dict  # "images" [n, h, w, c] uint8 or "tokens" list[list[str]] of the test examples drawn
+    patch_size: int | None
+
+
+def _subset(arrays: dict, index) -> dict:
+    return {k: v[index] for k, v in arrays.items()}
+
+
+def _teacher(cfg: ExperimentConfig, out: Path, encoder, params, train, valid, notes, progress):
+    teacher_fn = encoder_teacher(encoder)
+    params, history = fit_teacher(teacher_fn, params, train, valid, cfg.teacher_train,
+                                  checkpoint=out / "teacher.npz", progress=progress)
+    best = max(h.get("valid_score", -np.inf) for h in history)
+    notes.append(f"teacher validation accuracy {best:.4f} after {len(history)} epoch(s) on {len(train['targets'])} "
+                 f"examples ({cfg.teacher_train})")
+    return teacher_fn, params
+
+
+def _images_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
+    from smat.data import load_cifar100, load_digits, load_fashion_mnist
+    from smat.data.batching import normalize_images
+
+    notes = []
+    if not cfg.teacher.startswith("scratch"):
+        try:
+            load_pretrained(cfg.teacher), load_cifar100()
+        except (HubUnavailableError, DataUnavailableError) as err:
+            notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} on CIFAR-100 is unavailable here ({type(err).__name__}); "
+                         f"this run uses {cfg.fallback_teacher} instead.")
+        else:
+            raise NotImplementedError("CIFAR-100 with ViT-B/16 at 224 px needs the GPU plan; run it where the hub "
+                                      "is reachable with the images config and a resize-to-224 student (issue 5)")
+    arch = cfg.teacher_arch
+    try:
+        data = load_fashion_mnist()
+        name = "Fashion-MNIST"
+        train_images, train_labels = data.train.images, data.train.labels
+    except DataUnavailableError:
+        data = load_digits(seed=0)
+        name = "scikit-learn digits (Fashion-MNIST absent: apt-get install dataset-fashion-mnist)"
+        arch = dataclasses.replace(arch, image_size=8, patch_size=2)
+        train_images = np.concatenate([data.train.images, data.dev.images])
+        train_labels = np.concatenate([data.train.labels, data.dev.labels])
+        train_images = (train_images.astype(np.float32) * (255 / 16)).astype(np.uint8)
+    test_images, test_labels = data.test.images, data.test.labels
+    if name != "Fashion-MNIST":
+        test_images = (test_images.astype(np.float32) * (255 / 16)).astype(np.uint8)
+    notes.append(f"data: {name}; teacher: a ViT trained from scratch ({arch}); students: the same architecture "
+                 "started from the teacher's initial weights (the analogue of the paper's shared public checkpoint)")
+
+    order = np.random.default_rng(0).permutation(len(train_labels))
+    n_valid = min(5000, len(order) // 10)
+    train_idx, valid_idx = order[:-n_valid], order[-n_valid:]
+    if cfg.teacher_examples:
+        train_idx = train_idx[:cfg.teacher_examples]
+
+    def arrays(images, labels):
+        return {"pixel_values": normalize_images(images), "targets": labels.astype(np.int32)}
+
+    encoder = build(arch)
+    init = encoder.init(jax.random.key(0))
+    teacher_fn, teacher_params = _teacher(cfg, out, encoder, init, arrays(train_images[train_idx], train_labels[train_idx]),
+                                          arrays(train_images[valid_idx], train_labels[valid_idx]), notes, progress)
+    pool_n, valid_n, test_n = cfg.pool
+    splits = {"pool": {"pixel_values": normalize_images(train_images[train_idx[:pool_n]])},
+              "valid": {"pixel_values": normalize_images(train_images[valid_idx[:valid_n]])},
+              "test": {"pixel_values": normalize_images(test_images[:test_n])}}
+    student_encoder = build(dataclasses.replace(arch, head=None))
+    student = smat.make_student(student_encoder, arch.num_labels, head_activation=None, head_dropout=0.0)
+    encoder_params = {k: v for k, v in init.items() if k != "head"}
+    display = {"images": test_images[:cfg.figure_examples]}
+    return Task(teacher_fn, teacher_params, student, encoder_params, splits, notes, display, arch.patch_size)
+
+
+def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
+    from smat.data import load_imdb
+    from smat.data.tokenization import encode_texts, load_tokenizer
+
+    notes = []
+    try:
+        pretrained = load_pretrained(cfg.teacher)
+        name = cfg.teacher
+    except HubUnavailableError as err:
+        pretrained = load_pretrained(cfg.fallback_teacher)
+        name = cfg.fallback_teacher
+        notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} cannot be loaded here ({type(err).__name__}); teacher and "
+                     f"students use {name} ({pretrained.config.num_layers} layers x {pretrained.config.num_heads} "
+                     "heads) instead.")
+    tokenizer = load_tokenizer(name)
+    imdb = load_imdb()
+
+    def arrays(texts, labels=None):
+        texts = [t.replace("<br /><br />", " ") for t in texts]
+        enc = encode_texts(tokenizer, texts, max_length=cfg.max_length)
+        out = {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask, "lengths": enc.lengths}
+        return out if labels is None else out | {"targets": np.asarray(labels, np.int32)}
+
+    train_order = np.random.RandomState(0).permutation(len(imdb.train.texts))
+    test_order = np.random.RandomState(0).permutation(len(imdb.test.texts))
+    if cfg.teacher_examples:
+        train_order = train_order[:cfg.teacher_examples]
+    pool_n, valid_n, test_n = cfg.pool
+    teacher_valid_n = min(12500, len(test_order) - sum(cfg.pool))
+    if cfg.teacher_examples:
+        teacher_valid_n = min(teacher_valid_n, max(cfg.teacher_examples // 4, 16))
+    tv = test_order[:teacher_valid_n]
+    rest = test_order[12500:] if teacher_valid_n == 12500 else test_order[teacher_valid_n:]
+    texts, labels = imdb.train.texts, np.asarray(imdb.train.labels)
+    test_texts, test_labels = imdb.test.texts, np.asarray(imdb.test.labels)
+    key = jax.random.key(0)
+    encoder, params = with_classification_head(pretrained.encoder, pretrained.params, 2, key)
+    teacher_fn, teacher_params = _teacher(
+        cfg, out, encoder, params, arrays([texts[i] for i in train_order], labels[train_order]),
+        arrays([test_texts[i] for i in tv], test_labels[tv]), notes, progress)
+    pool, valid, test = rest[:pool_n], rest[pool_n:pool_n + valid_n], rest[pool_n + valid_n:pool_n + valid_n + test_n]
+    splits = {name_: arrays([test_texts[i] for i in idx]) for name_, idx in
+              (("pool", pool), ("valid", valid), ("test", test))}
+    notes.append(f"IMDB at {cfg.max_length} tokens; teacher trained on {len(train_order)} train reviews, selected on "
+                 f"{teacher_valid_n} shuffled test reviews; student pool / valid / test = {cfg.pool}")
+    student = smat.make_student(pretrained.encoder, 2, head_activation="gelu")
+    tokens = [[tokenizer.id_to_token(int(i)) for i, m in zip(ids, mask) if m]
+              for ids, mask in zip(splits["test"]["input_ids"][:cfg.figure_examples],
+                                   splits["test"]["attention_mask"][:cfg.figure_examples])]
+    return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes, {"tokens": tokens}, None)
+
+
+def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True) -> Task:
+    """Data, teacher and the teacher cache of every split (cached to ``out/cache_<split>.npz``)."""
+    task = {"images": _images_task, "imdb": _imdb_task}[cfg.task](cfg, out, progress)
+    names = tuple(sorted({ROWS[r] for r in cfg.rows if ROWS[r] != "fresh"} | {"attention"}))
+    splits = {}
+    for split, arrays in task.splits.items():
+        path = out / f"cache_{split}.npz"
+        if path.exists():
+            with np.load(path) as saved:
+                cached = {k: saved[k] for k in saved.files}
+        else:
+            cached = smat.add_teacher_cache(task.teacher_fn, task.teacher_params, {split: arrays}, names,
+                                            normalizer=cfg.smat.normalizer, batch_size=cfg.smat.batch_size,
+                                            progress=progress)[split]
+            save_arrays_atomic(path, cached)
+        splits[split] = cached
+    return task._replace(splits=splits)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
+
+
+def _run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out: Path, progress: bool) -> dict:
+    path = out / "runs" / f"{_slug(row)}__n{n}__seed{seed}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    pool = task.splits["pool"]
+    index = np.sort(np.random.default_rng(seed).permutation(len(next(iter(pool.values()))))[:n])
+    data = {"train": _subset(pool, index), "valid": task.splits["valid"], "test": task.splits["test"]}
+    explainer = ROWS[row]
+    common = dict(student=task.student, student_encoder_params=task.student_encoder_params,
+                  checkpoint=out / "checkpoints" / f"{path.stem}.npz", progress=progress)
+    t0 = time.perf_counter()
+    if explainer == "fresh":
+        smat_run = _run_one(cfg, task, "Attention (SMaT)", n, seed, out, progress)
+        phi = {"head_coeffs": jnp.asarray(smat_run["teacher_expl_params"]["head_coeffs"], jnp.float32)}
+        config = dataclasses.replace(cfg.smat, explainer="attention", seed=seed)
+        result = smat.train_student(task.teacher_fn, task.teacher_params, data, config, teacher_expl_params=phi,
+                                    **common)
+    else:
+        config = dataclasses.replace(cfg.smat, explainer=explainer, seed=seed)
+        result = smat.train_explainer(task.teacher_fn, task.teacher_params, data, config, **common)
+    record = {"row": row, "n": n, "seed": seed, "explainer": explainer, "metrics": result.metrics,
+              "best_epoch": result.best_epoch, "history": result.history, "seconds": time.perf_counter() - t0,
+              "teacher_expl_params": jax.tree.map(lambda x: np.asarray(x).tolist(),
+                                                  result.state.teacher_expl_params)}
+    report.write_json(path, record)
+    common["checkpoint"].unlink(missing_ok=True)
+    return record
+
+
+def _explanations(cfg: ExperimentConfig, task: Task, runs: list[dict]) -> dict[str, np.ndarray]:
+    """Teacher explanations of the first test examples, per row (SMaT: the first run's learned phi_T)."""
+    test = task.splits["test"]
+    k = cfg.figure_examples
+    scores = test["teacher_head_scores"][:k]
+    mask = test["attention_mask"][:k]
+    layers, heads = scores.shape[1:3]
+    out = {}
+    for row in cfg.rows:
+        name = ROWS[row]
+        if name in ("none", "fresh"):
+            continue
+        if name.startswith("attention"):
+            explainer = explainers.get(name, num_layers=layers, num_heads=heads, normalizer=cfg.smat.normalizer)
+            params = explainer.init()
+            if name == "attention":
+                smat_run = next(r for r in runs if r["row"] == row)
+                params = {"head_coeffs": jnp.asarray(smat_run["teacher_expl_params"]["head_coeffs"], jnp.float32)}
+            expl, _ = explainer.apply(params, explainers.ExplainerInputs(mask=jnp.asarray(mask),
+                                                                          head_scores=jnp.asarray(scores)))
+            out[row] = np.asarray(expl)
+        else:
+            out[row] = test[f"teacher_explanation/{name}"][:k]
+    return out
+
+
+def _figures(cfg: ExperimentConfig, task: Task, runs: list[dict], out: Path) -> list[Path]:
+    paths = []
+    smat_runs = [r for r in runs if r["row"] == "Attention (SMaT)"]
+    if smat_runs:
+        layers, heads = task.splits["test"]["teacher_head_scores"].shape[1:3]
+        normalize = smat.simplex.get(cfg.smat.normalizer)
+        coeffs = {f"N={r['n']}, seed {r['seed']}": np.asarray(normalize(jnp.asarray(
+            r["teacher_expl_params"]["head_coeffs"], jnp.float32))).reshape(layers, heads)
+            for r in smat_runs if r["seed"] == cfg.seeds[0]}
+        paths.append(report.head_heatmap(coeffs, out / "head_coefficients.png",
+                                         title=f"{cfg.name}: learned head coefficients ({cfg.smat.normalizer})"))
+    expl = _explanations(cfg, task, runs)
+    if "images" in task.display:
+        paths.append(report.image_overlay(task.display["images"], expl, out / "explanations.png",
+                                          patch_size=task.patch_size, title=f"{cfg.name}: teacher explanations"))
+    else:
+        examples = [{"tokens": tokens, "explanations": {row: e[i][:len(tokens)] for row, e in expl.items()}}
+                    for i, tokens in enumerate(task.display["tokens"])]
+        paths.append(report.token_heatmap_html(examples, out / "explanations.html",
+                                               title=f"{cfg.name}: teacher explanations"))
+    return paths
+
+
+def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
+    """Runs (or resumes) every row x N x seed of ``cfg`` and writes the report; returns the aggregate."""
+    out = out_root / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    task = prepare_task(cfg, out, progress)
+    jobs = [(row, n, seed) for n in cfg.sizes for seed in cfg.seeds for row in cfg.rows]
+    runs = []
+    for row, n, seed in tqdm(jobs, desc=cfg.name, disable=not progress):
+        runs.append(_run_one(cfg, task, row, n, seed, out, progress))
+    agg = report.aggregate(runs, "test_simulability")
+    device = jax.devices()[0]
+    machine = (f"{platform.processor() or platform.machine()} CPU, {__import__('os').cpu_count()} cores"
+               if device.platform == "cpu" else device.device_kind)
+    title = f"{cfg.name}: student simulability on the test split (%), median [q25:q75] over seeds {list(cfg.seeds)}"
+    table = report.markdown_table(agg, rows=list(cfg.rows), columns=list(cfg.sizes),
+                                  paper=PAPER.get(cfg.task) if cfg.sizes == (500, 1000, 2000) else None, title=title)
+    figures = _figures(cfg, task, runs, out)
+    summary = {"experiment": cfg.name, "date": datetime.date.today().isoformat(), "machine": machine,
+               "command": " ".join(sys.argv), "jax": jax.__version__, "notes": task.notes,
+               "config": repr(cfg), "aggregate": agg, "seconds": time.perf_counter() - started,
+               "figures": [str(p) for p in figures]}
+    report.write_json(out / "aggregate.json", summary)
+    lines = [table, "", f"Run {summary['date']} on {machine} (jax {jax.__version__}) with `{summary['command']}`.", ""]
+    lines += [f"- {note}" for note in task.notes]
+    lines += ["", f"Config: `{cfg!r}`"]
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", help="images | imdb, optionally :cpu, :demo or :smoke")
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    summary = run_experiment(get_config(args.experiment), args.out, progress=not args.quiet)
+    print((args.out / summary["experiment"] / "table.md").read_text())
+    for path in summary["figures"]:
+        print(f"figure: {path}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The SMaT experiment layer at smoke scale: every file of the report, and resuming."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.smat import configs, run
+
+
+def _check_report(out, cfg):
+    table = (out / "table.md").read_text()
+    for row in cfg.rows:
+        assert f"| {row} |" in table
+    summary = json.loads((out / "aggregate.json").read_text())
+    assert summary["machine"] and summary["date"] and summary["notes"]
+    for row in cfg.rows:
+        cell = summary["aggregate"][row][str(cfg.sizes[0])]
+        assert 0.0 <= cell["median"] <= 1.0 and len(cell["values"]) == len(cfg.seeds)
+    assert len(list((out / "runs").glob("*.json"))) == len(cfg.rows) * len(cfg.sizes) * len(cfg.seeds)
+    assert not list((out / "checkpoints").glob("*.npz"))  # finished runs leave no checkpoint behind
+    for path in summary["figures"]:
+        assert (out.parent / path).exists() or __import__("pathlib").Path(path).exists()
+    return summary
+
+
+def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
+    cfg = configs.get_config("images:smoke")
+    run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
+    out = tmp_path / cfg.name
+    summary = _check_report(out, cfg)
+    assert any("Fashion-MNIST" in n or "digits" in n for n in summary["notes"])
+    smat_run = json.loads(next((out / "runs").glob("attention-smat__*.json")).read_text())
+    fresh_run = json.loads(next((out / "runs").glob("attention-smat-frozen*.json")).read_text())
+    np.testing.assert_allclose(fresh_run["teacher_expl_params"]["head_coeffs"],
+                               smat_run["teacher_expl_params"]["head_coeffs"])  # the learned phi_T, frozen
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(run.smat, "train_explainer", no_training)
+    monkeypatch.setattr(run.smat, "train_student", no_training)
+    run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])  # everything cached: teacher, cache, runs
+    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+
+
+def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkeypatch):
+    if not (shared_data / "imdb").exists():
+        pytest.skip("../shared/data/imdb is absent")
+    monkeypatch.setenv("SMAT_DATA_DIR", str(shared_data))
+    cfg = configs.get_config("imdb:smoke")
+    run.main(["imdb:smoke", "--out", str(tmp_path), "--quiet"])
+    summary = _check_report(tmp_path / cfg.name, cfg)
+    assert any("OFFLINE SUBSTITUTION" in n and "all-MiniLM-L6-v2" in n for n in summary["notes"])
+    assert (tmp_path / cfg.name / "explanations.html").exists()
+
+
+def test_unknown_experiment_and_rows_are_refused():
+    with pytest.raises(ValueError, match="unknown SMaT experiment"):
+        configs.get_config("cifar")
+    with pytest.raises(ValueError, match="unknown rows"):
+        configs.ExperimentConfig(name="x", task="images", teacher="scratch", rows=("Attention (best)",))
