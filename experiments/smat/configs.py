@@ -70,6 +70,8 @@ class ExperimentConfig:
       smat: the student loop (batch, epochs, patience, meta settings).
       max_length: text width in tokens.
       figure_examples: test examples drawn per explainer.
+      base_epochs: from-scratch teachers only: epochs of the shared base checkpoint that the
+        teacher continues from and the students start from.
     """
 
     name: str
@@ -86,6 +88,7 @@ class ExperimentConfig:
     smat: SmatConfig = SmatConfig()
     max_length: int = 256
     figure_examples: int = 4
+    base_epochs: int = 1
 
     def __post_init__(self):
         unknown = [r for r in self.rows if r not in ROWS]
@@ -139,10 +142,10 @@ def _images(variant: str) -> ExperimentConfig:
                                  max_epochs=4)
     if variant == "demo":
         return dataclasses.replace(base, name="demo", teacher=base.fallback_teacher,
-                                   teacher_train=dataclasses.replace(scratch, max_epochs=3),
-                                   teacher_examples=20000, pool=(5000, 1000, 2000), sizes=(1000,), seeds=(0,),
-                                   smat=dataclasses.replace(base.smat, batch_size=32, max_epochs=6, patience=6,
-                                                            meta=MetaConfig(inner_lr=0.05, meta_lr=5e-3)))
+                                   teacher_train=dataclasses.replace(scratch, max_epochs=2),
+                                   teacher_examples=20000, pool=(2000, 1000, 2000), sizes=(1000,), seeds=(0,),
+                                   smat=dataclasses.replace(base.smat, batch_size=32, max_epochs=8, patience=8,
+                                                            meta=MetaConfig(inner_lr=0.2, meta_lr=5e-3)))
     if variant == "smoke":
         return dataclasses.replace(base, name="smat-images-smoke", teacher=base.fallback_teacher,
                                    teacher_train=dataclasses.replace(scratch, max_epochs=1, batch_size=32),
