@@ -382,7 +382,7 @@ def image_overlay(
         axes[i, 0].set_title(names[i] if names is not None else ("input image" if i == 0 else ""), fontsize=8)
         for j, (name, heat) in enumerate(heats.items(), start=1):
             axes[i, j].imshow(gray[i], cmap="gray", vmin=0, vmax=1)
-            axes[i, j].imshow(heat[i], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            axes[i, j].imshow(heat[i], cmap="magma", alpha=0.55, vmin=0, vmax=1)
             if i == 0:
                 axes[i, j].set_title(name, fontsize=8)
     for ax in axes.flat:

@@ -303,7 +303,7 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
     figures = _figures(cfg, task, runs, out)
     summary = {"experiment": cfg.name, "date": datetime.date.today().isoformat(), "machine": machine,
                "command": " ".join(sys.argv), "jax": jax.__version__, "notes": task.notes,
-               "config": repr(cfg), "aggregate": agg, "seconds": time.perf_counter() - started,
+               "config": repr(cfg), "aggregate": agg, "seconds_this_invocation": time.perf_counter() - started,
                "figures": [str(p) for p in figures]}
     report.write_json(out / "aggregate.json", summary)
     lines = [table, "", f"Run {summary['date']} on {machine} (jax {jax.__version__}) with `{summary['command']}`.", ""]
