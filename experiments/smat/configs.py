@@ -72,6 +72,8 @@ class ExperimentConfig:
       figure_examples: test examples drawn per explainer.
       base_epochs: from-scratch teachers only: epochs of the shared base checkpoint that the
         teacher continues from and the students start from.
+      fallback_teacher_train: training settings of the offline substitute teacher (None: as
+        ``teacher_train``).
     """
 
     name: str
@@ -89,6 +91,7 @@ class ExperimentConfig:
     max_length: int = 256
     figure_examples: int = 4
     base_epochs: int = 1
+    fallback_teacher_train: TeacherTrainConfig | None = None
 
     def __post_init__(self):
         unknown = [r for r in self.rows if r not in ROWS]
@@ -111,6 +114,8 @@ def _imdb(variant: str) -> ExperimentConfig:
         teacher_train=TeacherTrainConfig(lr=5e-5, warmup_steps=500, clip=1.0, batch_size=16, max_epochs=3),
         smat=SmatConfig(batch_size=32, max_epochs=50, patience=10, meta=MetaConfig(meta_lr=5e-4)),
     )
+    if variant == "demo":
+        raise ValueError("the demo is the images task: get_config('images:demo')")
     if variant == "cpu":
         return dataclasses.replace(base, name="smat-imdb-cpu", teacher_examples=4000, max_length=128,
                                    teacher_train=dataclasses.replace(base.teacher_train, warmup_steps=50,
@@ -140,6 +145,12 @@ def _images(variant: str) -> ExperimentConfig:
     )
     scratch = TeacherTrainConfig(lr=2e-3, warmup_steps=100, clip=1.0, weight_decay=0.05, batch_size=128,
                                  max_epochs=4)
+    base = dataclasses.replace(base, fallback_teacher_train=scratch)
+    if variant == "cpu":  # Fashion-MNIST, N = 5 / 10 / 20 % of an 18k pool, 3 seeds
+        return dataclasses.replace(base, name="smat-images-cpu", teacher=base.fallback_teacher, teacher_train=scratch,
+                                   pool=(18000, 2000, 5000), sizes=(900, 1800, 3600), seeds=(0, 9, 11),
+                                   smat=dataclasses.replace(base.smat, batch_size=32, max_epochs=15, patience=5,
+                                                            meta=MetaConfig(inner_lr=0.2, meta_lr=5e-3)))
     if variant == "demo":
         return dataclasses.replace(base, name="demo", teacher=base.fallback_teacher,
                                    teacher_train=dataclasses.replace(scratch, max_epochs=2),

@@ -74,6 +74,7 @@ def _images_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
         except (HubUnavailableError, DataUnavailableError) as err:
             notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} on CIFAR-100 is unavailable here ({type(err).__name__}); "
                          f"this run uses {cfg.fallback_teacher} instead.")
+            cfg = dataclasses.replace(cfg, teacher_train=cfg.fallback_teacher_train or cfg.teacher_train)
         else:
             raise NotImplementedError("CIFAR-100 with ViT-B/16 at 224 px needs the GPU plan; run it where the hub "
                                       "is reachable with the images config and a resize-to-224 student (issue 5)")
