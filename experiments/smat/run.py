@@ -53,12 +53,17 @@ def _subset(arrays: dict, index) -> dict:
     return {k: v[index] for k, v in arrays.items()}
 
 
+def _is_accuracy(history) -> bool:
+    return all(h.get("valid_score", 0.0) >= 0.0 for h in history)
+
+
 def _teacher(cfg: ExperimentConfig, out: Path, encoder, params, train, valid, notes, progress):
     teacher_fn = encoder_teacher(encoder)
     params, history = fit_teacher(teacher_fn, params, train, valid, cfg.teacher_train,
                                   checkpoint=out / "teacher.npz", progress=progress)
     best = max(h.get("valid_score", -np.inf) for h in history)
-    notes.append(f"teacher validation accuracy {best:.4f} after {len(history)} epoch(s) on {len(train['targets'])} "
+    metric = "accuracy" if _is_accuracy(history) else "-MSE"
+    notes.append(f"teacher validation {metric} {best:.4f} after {len(history)} epoch(s) on {len(train['targets'])} "
                  f"examples ({cfg.teacher_train})")
     return teacher_fn, params
 
@@ -180,9 +185,58 @@ def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
     return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes, {"tokens": tokens}, None)
 
 
+def _load_text_model(cfg: ExperimentConfig, notes: list):
+    try:
+        return load_pretrained(cfg.teacher), cfg.teacher
+    except HubUnavailableError as err:
+        pretrained = load_pretrained(cfg.fallback_teacher)
+        notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} cannot be loaded here ({type(err).__name__}); teacher and "
+                     f"students use {cfg.fallback_teacher} ({pretrained.config.num_layers} layers x "
+                     f"{pretrained.config.num_heads} heads) instead.")
+        return pretrained, cfg.fallback_teacher
+
+
+def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
+    """MLQE-PE sentence-level DA regression (Tables 5 and 7): (source, translation) pairs -> z_mean."""
+    from smat.data import load_mlqe_pe
+    from smat.data.tokenization import encode_texts, load_tokenizer
+
+    notes = []
+    pretrained, name = _load_text_model(cfg, notes)
+    tokenizer = load_tokenizer(name)
+    mlqe = load_mlqe_pe(word_tags=False)
+
+    def arrays(split, index, targets=False):
+        pairs = [split.pairs[i] for i in index]
+        enc = encode_texts(tokenizer, [a for a, _ in pairs], [b for _, b in pairs], max_length=cfg.max_length)
+        out = {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask,
+               "token_type_ids": enc.token_type_ids, "lengths": enc.lengths}
+        return out | {"targets": np.asarray(split.scores, np.float32)[index]} if targets else out
+
+    # Shuffled with seed 0 as the reference; the students train on the first N of the teacher's data.
+    train = np.random.RandomState(0).permutation(len(mlqe.train.pairs))
+    dev = np.random.RandomState(0).permutation(len(mlqe.dev.pairs))
+    test = np.random.RandomState(0).permutation(len(mlqe.test.pairs))
+    pool_n, valid_n, test_n = cfg.pool
+    teacher_train = train[:cfg.teacher_examples] if cfg.teacher_examples else train
+    encoder, params = with_classification_head(pretrained.encoder, pretrained.params, 1, jax.random.key(0))
+    teacher_fn, teacher_params = _teacher(cfg, out, encoder, params, arrays(mlqe.train, teacher_train, True),
+                                          arrays(mlqe.dev, dev[:valid_n], True), notes, progress)
+    splits = {"pool": arrays(mlqe.train, train[:pool_n]), "valid": arrays(mlqe.dev, dev[:valid_n]),
+              "test": arrays(mlqe.test, test[:test_n])}
+    notes.append(f"MLQE-PE, 6 language pairs pooled, {cfg.max_length} tokens as [CLS] source [SEP] translation [SEP]; "
+                 f"teacher trained on {len(teacher_train)} train segments; student pool / valid / test = {cfg.pool}; "
+                 "simulability = Pearson r between student and teacher outputs")
+    student = smat.make_student(pretrained.encoder, 1, head_activation="gelu")
+    tokens = [[tokenizer.id_to_token(int(i)) for i, m in zip(ids, mask) if m]
+              for ids, mask in zip(splits["test"]["input_ids"][:cfg.figure_examples],
+                                   splits["test"]["attention_mask"][:cfg.figure_examples])]
+    return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes, {"tokens": tokens}, None)
+
+
 def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True) -> Task:
     """Data, teacher and the teacher cache of every split (cached to ``out/cache_<split>.npz``)."""
-    task = {"images": _images_task, "imdb": _imdb_task}[cfg.task](cfg, out, progress)
+    task = {"images": _images_task, "imdb": _imdb_task, "mlqe": _mlqe_task}[cfg.task](cfg, out, progress)
     names = tuple(sorted({ROWS[r] for r in cfg.rows if ROWS[r] != "fresh"} | {"attention"}))
     splits = {}
     for split, arrays in task.splits.items():
@@ -203,8 +257,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
 
 
-def _run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out: Path, progress: bool) -> dict:
-    path = out / "runs" / f"{_slug(row)}__n{n}__seed{seed}.json"
+def _run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out: Path, progress: bool,
+             normalizer: str | None = None) -> dict:
+    normalizer = normalizer or cfg.smat.normalizer
+    suffix = f"__{normalizer}" if len(cfg.normalizers) > 1 else ""
+    path = out / "runs" / f"{_slug(row)}__n{n}__seed{seed}{suffix}.json"
     if path.exists():
         return json.loads(path.read_text())
     pool = task.splits["pool"]
@@ -215,15 +272,16 @@ def _run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out
                   checkpoint=out / "checkpoints" / f"{path.stem}.npz", progress=progress)
     t0 = time.perf_counter()
     if explainer == "fresh":
-        smat_run = _run_one(cfg, task, "Attention (SMaT)", n, seed, out, progress)
+        smat_run = _run_one(cfg, task, "Attention (SMaT)", n, seed, out, progress, normalizer)
         phi = {"head_coeffs": jnp.asarray(smat_run["teacher_expl_params"]["head_coeffs"], jnp.float32)}
-        config = dataclasses.replace(cfg.smat, explainer="attention", seed=seed)
+        config = dataclasses.replace(cfg.smat, explainer="attention", seed=seed, normalizer=normalizer)
         result = smat.train_student(task.teacher_fn, task.teacher_params, data, config, teacher_expl_params=phi,
                                     **common)
     else:
-        config = dataclasses.replace(cfg.smat, explainer=explainer, seed=seed)
+        config = dataclasses.replace(cfg.smat, explainer=explainer, seed=seed, normalizer=normalizer)
         result = smat.train_explainer(task.teacher_fn, task.teacher_params, data, config, **common)
-    record = {"row": row, "n": n, "seed": seed, "explainer": explainer, "metrics": result.metrics,
+    record = {"row": row, "n": n, "seed": seed, "normalizer": normalizer, "explainer": explainer,
+              "column": normalizer if suffix else n, "metrics": result.metrics,
               "best_epoch": result.best_epoch, "history": result.history, "seconds": time.perf_counter() - t0,
               "teacher_expl_params": jax.tree.map(lambda x: np.asarray(x).tolist(),
                                                   result.state.teacher_expl_params)}
@@ -263,12 +321,12 @@ def _figures(cfg: ExperimentConfig, task: Task, runs: list[dict], out: Path) -> 
     smat_runs = [r for r in runs if r["row"] == "Attention (SMaT)"]
     if smat_runs:
         layers, heads = task.splits["test"]["teacher_head_scores"].shape[1:3]
-        normalize = smat.simplex.get(cfg.smat.normalizer)
-        coeffs = {f"N={r['n']}, seed {r['seed']}": np.asarray(normalize(jnp.asarray(
-            r["teacher_expl_params"]["head_coeffs"], jnp.float32))).reshape(layers, heads)
-            for r in smat_runs if r["seed"] == cfg.seeds[0]}
+        coeffs = {f"N={r['n']}, seed {r['seed']}" + (f", {r['normalizer']}" if len(cfg.normalizers) > 1 else ""):
+                  np.asarray(smat.simplex.get(r.get("normalizer", cfg.smat.normalizer))(jnp.asarray(
+                      r["teacher_expl_params"]["head_coeffs"], jnp.float32))).reshape(layers, heads)
+                  for r in smat_runs if r["seed"] == cfg.seeds[0]}
         paths.append(report.head_heatmap(coeffs, out / "head_coefficients.png",
-                                         title=f"{cfg.name}: learned head coefficients ({cfg.smat.normalizer})"))
+                                         title=f"{cfg.name}: learned head coefficients"))
     expl = _explanations(cfg, task, runs)
     if "images" in task.display:
         paths.append(report.image_overlay(task.display["images"], expl, out / "explanations.png",
@@ -287,17 +345,24 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     task = prepare_task(cfg, out, progress)
-    jobs = [(row, n, seed) for n in cfg.sizes for seed in cfg.seeds for row in cfg.rows]
+    jobs = [(row, n, seed, norm) for norm in cfg.normalizers for n in cfg.sizes for seed in cfg.seeds
+            for row in cfg.rows]
     runs = []
-    for row, n, seed in tqdm(jobs, desc=cfg.name, disable=not progress):
-        runs.append(_run_one(cfg, task, row, n, seed, out, progress))
-    agg = report.aggregate(runs, "test_simulability")
+    for row, n, seed, norm in tqdm(jobs, desc=cfg.name, disable=not progress):
+        runs.append(_run_one(cfg, task, row, n, seed, out, progress, norm))
+    by_normalizer = len(cfg.normalizers) > 1
+    agg = report.aggregate([{**r, "n": r["column"]} for r in runs], "test_simulability")
+    columns = list(cfg.normalizers) if by_normalizer else list(cfg.sizes)
+    regression = cfg.task == "mlqe"
     device = jax.devices()[0]
     machine = (f"{platform.processor() or platform.machine()} CPU, {__import__('os').cpu_count()} cores"
                if device.platform == "cpu" else device.device_kind)
-    title = f"{cfg.name}: student simulability on the test split (%), median [q25:q75] over seeds {list(cfg.seeds)}"
-    table = report.markdown_table(agg, rows=list(cfg.rows), columns=list(cfg.sizes),
-                                  paper=PAPER.get(cfg.task) if cfg.sizes == (500, 1000, 2000) else None, title=title,
+    unit = "Pearson r" if regression else "%"
+    title = (f"{cfg.name}: student simulability on the test split ({unit}), median [q25:q75] over seeds "
+             f"{list(cfg.seeds)}" + (f", N = {cfg.sizes[0]}, by head-coefficient normalizer" if by_normalizer else ""))
+    table = report.markdown_table(agg, rows=list(cfg.rows), columns=columns,
+                                  scale=1.0 if regression else 100.0, digits=4 if regression else 2,
+                                  paper=PAPER.get(cfg.name) if cfg.name in PAPER else None, title=title,
                                   baseline="No explainer" if len(cfg.seeds) >= 3 else "")
     if len(cfg.seeds) < 3:
         table += "\nNo IQR marks: fewer than 3 seeds per cell.\n"
