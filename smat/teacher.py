@@ -23,7 +23,7 @@ import optax
 from tqdm.auto import tqdm
 
 from smat import checkpoints
-from smat.data.batching import iterate_batches
+from smat.data.batching import device_batches, example_lengths, iterate_batches
 from smat.explainers import Explainer, ExplainerInputs
 
 __all__ = ["TeacherOutput", "encoder_teacher", "build_teacher_cache", "with_classification_head",
@@ -125,9 +125,8 @@ def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params
 
     cache: dict[str, np.ndarray] = {}
     n = len(next(iter(inputs.values())))
-    lengths = arrays["lengths"] if "lengths" in arrays else np.ones(n, np.int32)
-    batches = iterate_batches(inputs, lengths, batch_size, seed=None, seq_keys=("input_ids", "attention_mask",
-                                                                             "token_type_ids"))
+    batches = iterate_batches(inputs, example_lengths(arrays), batch_size, seed=None,
+                              seq_keys=("input_ids", "attention_mask", "token_type_ids"))
     for batch in tqdm(batches, total=-(-n // batch_size), desc="teacher cache", disable=not progress):
         index, valid = batch.pop("index"), batch.pop("valid") > 0
         result = jax.device_get(run({k: jnp.asarray(v) for k, v in batch.items()}))
@@ -218,13 +217,6 @@ def fit_teacher(teacher_fn: Callable, params: Any, train: Mapping[str, np.ndarra
 
     predict = jax.jit(forward)
 
-    def batches(arrays, seed, epoch):
-        fields = {k: v for k, v in arrays.items() if k != "lengths"}
-        lengths = arrays.get("lengths", np.ones(len(arrays["targets"]), np.int32))
-        for batch in iterate_batches(fields, lengths, config.batch_size, seed=seed, epoch=epoch, seq_keys=()):
-            batch.pop("index")
-            yield {k: jnp.asarray(v) for k, v in batch.items()}
-
     key = jax.random.key(config.seed)
     opt_state = optimizer.init(params)
     best, best_score, history, waited, start = params, -np.inf, [], 0, 0
@@ -237,22 +229,23 @@ def fit_teacher(teacher_fn: Callable, params: Any, train: Mapping[str, np.ndarra
     n_batches = -(-len(train["targets"]) // config.batch_size)
     for epoch in range(start, config.max_epochs):
         losses = []
-        for batch in tqdm(batches(train, config.seed, epoch), total=n_batches, desc=f"teacher epoch {epoch}",
-                          disable=not progress, leave=False):
+        for batch in tqdm(device_batches(train, config.batch_size, seed=config.seed, epoch=epoch), total=n_batches,
+                          desc=f"teacher epoch {epoch}", disable=not progress, leave=False):
             key, step_key = jax.random.split(key)
             params, opt_state, loss = step(params, opt_state, batch, step_key)
             losses.append(loss)
         record = {"epoch": epoch, "train_loss": float(np.mean(jax.device_get(losses)))}
         if valid is not None:
             logits, targets = [], []
-            for batch in batches(valid, None, 0):
+            for batch in device_batches(valid, config.batch_size, seed=None):
                 keep = np.asarray(batch["valid"]) > 0
                 logits.append(np.asarray(predict(params, batch))[keep])
                 targets.append(np.asarray(batch["targets"])[keep])
             record["valid_score"] = _score(np.concatenate(logits), np.concatenate(targets))
         history.append(record)
         if progress:
-            tqdm.write(f"teacher epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch"))
+            scores = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
+            tqdm.write(f"teacher epoch {epoch}: {scores}")
         score = record.get("valid_score", epoch)
         if score > best_score:
             best, best_score, waited = params, score, 0

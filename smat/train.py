@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from smat import checkpoints, explainers
-from smat.data.batching import iterate_batches
+from smat.data.batching import device_batches
 from smat.metalearn import MetaConfig, Trainer, TrainState, make_trainer
 from smat.students import Student, make_student
 from smat.teacher import TeacherOutput, build_teacher_cache
@@ -92,20 +92,6 @@ class TrainResult(NamedTuple):
 # ----------------------------------------------------------------------------- data
 
 
-def _lengths(arrays) -> np.ndarray:
-    if "lengths" in arrays:
-        return np.asarray(arrays["lengths"])
-    return np.ones(len(next(iter(arrays.values()))), np.int32)  # images: one fixed width
-
-
-def _batches(arrays, batch_size, *, seed, epoch):
-    fields = {k: v for k, v in arrays.items() if k != "lengths"}
-    for batch in iterate_batches(fields, _lengths(arrays), batch_size, seed=seed, epoch=epoch, buckets=None,
-                                 seq_keys=()):
-        batch.pop("index")
-        yield {k: jnp.asarray(v) for k, v in batch.items()}
-
-
 def _probe(teacher_fn, teacher_params, arrays) -> TeacherOutput:
     return jax.eval_shape(lambda: teacher_fn(teacher_params, {k: jnp.asarray(v[:1]) for k, v in arrays.items()
                                                               if k in INPUT_KEYS}))
@@ -144,8 +130,7 @@ def add_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params: 
             if "attention_mask" not in arrays and probe.head_scores is not None:  # images
                 n, seq = len(next(iter(arrays.values()))), probe.head_scores.shape[-1]
                 arrays["attention_mask"] = np.ones((n, seq), np.int32)
-            inputs = {k: v for k, v in arrays.items() if k in INPUT_KEYS}
-            inputs["lengths"] = _lengths(arrays)
+            inputs = {k: v for k, v in arrays.items() if k in (*INPUT_KEYS, "lengths")}
             cache = build_teacher_cache(teacher_fn, teacher_params, inputs, batch_size=batch_size,
                                         static_explainers=static, keep_head_scores=need_scores,
                                         progress=progress)
@@ -187,7 +172,7 @@ def simulability(predict: Callable, student_params, arrays, batch_size: int) -> 
       arrays: the split, with ``teacher_outputs``.
     """
     preds, targets = [], []
-    for batch in _batches(arrays, batch_size, seed=None, epoch=0):
+    for batch in device_batches(arrays, batch_size, seed=None, epoch=0):
         valid = np.asarray(batch["valid"]) > 0
         preds.append(np.asarray(predict(student_params, batch), np.float64)[valid])
         targets.append(np.asarray(batch["teacher_outputs"], np.float64)[valid])
@@ -269,10 +254,10 @@ def _fit(setup: _Setup, config: SmatConfig, *, meta: bool, progress: bool, check
     for epoch in epochs:
         if done:
             break
-        valid_stream = itertools.cycle(list(_batches(splits["valid"], config.batch_size, seed=config.seed + 1,
-                                                     epoch=epoch))) if meta else None
+        valid_stream = itertools.cycle(list(device_batches(
+            splits["valid"], config.batch_size, seed=config.seed + 1, epoch=epoch))) if meta else None
         metrics = []
-        for batch in _batches(splits["train"], config.batch_size, seed=config.seed, epoch=epoch):
+        for batch in device_batches(splits["train"], config.batch_size, seed=config.seed, epoch=epoch):
             key, step_key = jax.random.split(key)
             if meta:
                 state, step_metrics = trainer.meta_step(state, batch, next(valid_stream), step_key)

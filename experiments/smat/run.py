@@ -133,20 +133,29 @@ def _images_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
     return Task(teacher_fn, teacher_params, student, encoder_params, splits, notes, display, arch.patch_size)
 
 
+def _load_text_model(cfg: ExperimentConfig, notes: list):
+    try:
+        return load_pretrained(cfg.teacher), cfg.teacher
+    except HubUnavailableError as err:
+        pretrained = load_pretrained(cfg.fallback_teacher)
+        notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} cannot be loaded here ({type(err).__name__}); teacher and "
+                     f"students use {cfg.fallback_teacher} ({pretrained.config.num_layers} layers x "
+                     f"{pretrained.config.num_heads} heads) instead.")
+        return pretrained, cfg.fallback_teacher
+
+
+
+def _tokens(tokenizer, arrays, k: int) -> list[list[str]]:
+    """The word pieces of the first ``k`` examples (padding dropped), for the explanation pages."""
+    return [[tokenizer.id_to_token(int(i)) for i, m in zip(ids, mask) if m]
+            for ids, mask in zip(arrays["input_ids"][:k], arrays["attention_mask"][:k])]
+
 def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
     from smat.data import load_imdb
     from smat.data.tokenization import encode_texts, load_tokenizer
 
     notes = []
-    try:
-        pretrained = load_pretrained(cfg.teacher)
-        name = cfg.teacher
-    except HubUnavailableError as err:
-        pretrained = load_pretrained(cfg.fallback_teacher)
-        name = cfg.fallback_teacher
-        notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} cannot be loaded here ({type(err).__name__}); teacher and "
-                     f"students use {name} ({pretrained.config.num_layers} layers x {pretrained.config.num_heads} "
-                     "heads) instead.")
+    pretrained, name = _load_text_model(cfg, notes)
     tokenizer = load_tokenizer(name)
     imdb = load_imdb()
 
@@ -179,21 +188,8 @@ def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
     notes.append(f"IMDB at {cfg.max_length} tokens; teacher trained on {len(train_order)} train reviews, selected on "
                  f"{teacher_valid_n} shuffled test reviews; student pool / valid / test = {cfg.pool}")
     student = smat.make_student(pretrained.encoder, 2, head_activation="gelu")
-    tokens = [[tokenizer.id_to_token(int(i)) for i, m in zip(ids, mask) if m]
-              for ids, mask in zip(splits["test"]["input_ids"][:cfg.figure_examples],
-                                   splits["test"]["attention_mask"][:cfg.figure_examples])]
-    return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes, {"tokens": tokens}, None)
-
-
-def _load_text_model(cfg: ExperimentConfig, notes: list):
-    try:
-        return load_pretrained(cfg.teacher), cfg.teacher
-    except HubUnavailableError as err:
-        pretrained = load_pretrained(cfg.fallback_teacher)
-        notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} cannot be loaded here ({type(err).__name__}); teacher and "
-                     f"students use {cfg.fallback_teacher} ({pretrained.config.num_layers} layers x "
-                     f"{pretrained.config.num_heads} heads) instead.")
-        return pretrained, cfg.fallback_teacher
+    return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes,
+                {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None)
 
 
 def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
@@ -228,10 +224,8 @@ def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
                  f"teacher trained on {len(teacher_train)} train segments; student pool / valid / test = {cfg.pool}; "
                  "simulability = Pearson r between student and teacher outputs")
     student = smat.make_student(pretrained.encoder, 1, head_activation="gelu")
-    tokens = [[tokenizer.id_to_token(int(i)) for i, m in zip(ids, mask) if m]
-              for ids, mask in zip(splits["test"]["input_ids"][:cfg.figure_examples],
-                                   splits["test"]["attention_mask"][:cfg.figure_examples])]
-    return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes, {"tokens": tokens}, None)
+    return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes,
+                {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None)
 
 
 def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True) -> Task:

@@ -14,7 +14,8 @@ from typing import Iterator, Mapping, Sequence
 import jax
 import numpy as np
 
-__all__ = ["bucket_lengths", "batch_indices", "iterate_batches", "normalize_images", "resize_images"]
+__all__ = ["bucket_lengths", "batch_indices", "iterate_batches", "example_lengths", "device_batches",
+           "normalize_images", "resize_images"]
 
 
 def bucket_lengths(max_length: int, *, step: int = 32, minimum: int = 16) -> tuple[int, ...]:
@@ -80,6 +81,25 @@ def iterate_batches(arrays: Mapping[str, np.ndarray], lengths: np.ndarray, batch
         batch["valid"] = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
         batch["index"] = np.concatenate([idx, np.full(pad, -1, idx.dtype)]).astype(np.int64)
         yield batch
+
+
+def example_lengths(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``arrays["lengths"]``, or all ones for data without a length (images: one fixed width)."""
+    if "lengths" in arrays:
+        return np.asarray(arrays["lengths"])
+    return np.ones(len(next(iter(arrays.values()))), np.int32)
+
+
+def device_batches(arrays: Mapping[str, np.ndarray], batch_size: int, *, seed: int | None,
+                   epoch: int = 0) -> Iterator[dict[str, jax.Array]]:
+    """Full-width batches of every field but ``lengths`` as device arrays, with ``valid`` (no ``index``).
+
+    The training loops' batches: one shape per data set, so each jitted step compiles once.
+    """
+    fields = {k: v for k, v in arrays.items() if k != "lengths"}
+    for batch in iterate_batches(fields, example_lengths(arrays), batch_size, seed=seed, epoch=epoch, seq_keys=()):
+        batch.pop("index")
+        yield {k: jax.numpy.asarray(v) for k, v in batch.items()}
 
 
 def normalize_images(images: np.ndarray, mean: float | Sequence[float] = 0.5,
