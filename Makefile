@@ -16,8 +16,9 @@ export SMAT_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers clean
+.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility clean
 SMAT_RUN := $(PY) -m experiments.smat.run
+SMAT_PLAUSIBILITY := $(PY) -m experiments.smat.plausibility
 
 help:  ## list every target with one line each
 	@grep -E '^[a-zA-Z_:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,9 +42,9 @@ $(VENV)/.test-installed: $(VENV)/.runtime-installed
 demo: install  ## the main job on the embedded offline default: SMaT on Fashion-MNIST, <= 10 min on 2 cores
 	$(PY) -m experiments.demo
 
-smat: smat-images smat-imdb smat-mlqe smat-normalizers  ## every SMaT table (paper scale; offline substitutes named)
+smat: smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility  ## every SMaT table (paper scale; offline substitutes named)
 
-smat-smoke: smat-images\:smoke smat-imdb\:smoke smat-mlqe\:smoke smat-normalizers\:smoke  ## every SMaT table at smoke scale
+smat-smoke: smat-images\:smoke smat-imdb\:smoke smat-mlqe\:smoke smat-normalizers\:smoke smat-plausibility\:smoke  ## every SMaT table at smoke scale
 
 smat-mlqe: install  ## Table 5: MLQE-PE regression, XLM-R base (offline: all-MiniLM-L6-v2)
 	$(SMAT_RUN) mlqe$(if $(VARIANT),:$(VARIANT))
@@ -56,6 +57,14 @@ smat-images:  install  ## Table 3: CIFAR-100 + ViT-B/16 (offline: Fashion-MNIST,
 
 smat-imdb: install  ## Table 1: IMDB + ELECTRA-small (offline: all-MiniLM-L6-v2)
 	$(SMAT_RUN) imdb$(if $(VARIANT),:$(VARIANT))
+
+smat-plausibility: install  ## Tables 2 and 6: ERASER movies and MLQE-PE word-level plausibility (AUC), best layer / head
+	$(SMAT_PLAUSIBILITY) movies$(if $(VARIANT),:$(VARIANT))
+	$(SMAT_PLAUSIBILITY) mlqe$(if $(VARIANT),:$(VARIANT))
+
+smat-plausibility\:smoke smat-plausibility\:cpu: install
+	$(SMAT_PLAUSIBILITY) movies:$(lastword $(subst :, ,$@))
+	$(SMAT_PLAUSIBILITY) mlqe:$(lastword $(subst :, ,$@))
 
 smat-images\:smoke smat-imdb\:smoke smat-mlqe\:smoke smat-normalizers\:smoke \
 smat-images\:cpu smat-imdb\:cpu smat-mlqe\:cpu smat-normalizers\:cpu: install

@@ -55,6 +55,31 @@ def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkey
     assert any("OFFLINE SUBSTITUTION" in n and "all-MiniLM-L6-v2" in n for n in summary["notes"])
     assert (tmp_path / cfg.name / "explanations.html").exists()
 
+    # Table 2 reuses this experiment's teacher and SMaT run: nothing is trained again.
+    def no_training(*args, **kwargs):
+        raise AssertionError("plausibility retrained a finished run")
+
+    monkeypatch.setattr(run.smat, "train_explainer", no_training)
+    _check_plausibility(tmp_path, "movies:smoke", columns=["AUC"])
+
+
+def _check_plausibility(root, arg, columns):
+    from experiments.smat import plausibility
+
+    cfg = configs.get_plausibility_config(arg)
+    plausibility.main([arg, "--out", str(root), "--quiet"])
+    out = root / cfg.name
+    summary = json.loads((out / "aggregate.json").read_text())
+    table = summary["table"]
+    assert set(table) == set(configs.PLAUSIBILITY_ROWS)
+    for column in columns:
+        assert summary["counts"][column] > 0
+        assert all(0.0 <= table[row][column] <= 1.0 for row in table)
+        # The best layer is chosen among all layers, the last one included.
+        assert table["Attention (best layer)*"][column] >= table["Attention (last layer)"][column]
+    assert (out / "auc_per_head.png").exists() and "| Attention (SMaT) |" in (out / "table.md").read_text()
+    return summary
+
 
 def test_unknown_experiment_and_rows_are_refused():
     with pytest.raises(ValueError, match="unknown SMaT experiment"):
@@ -79,3 +104,12 @@ def test_normalizers_smoke_runs_mlqe_regression_by_normalizer(tmp_path, shared_d
     assert cells["sparsemax"]["values"] == cells["softmax"]["values"]
     assert all(-1.0 <= c["median"] <= 1.0 for row in summary["aggregate"].values() for c in row.values())
     assert len(list((out / "runs").glob("*.json"))) == len(cfg.rows) * len(cfg.normalizers)
+
+
+def test_mlqe_plausibility_smoke_scores_source_and_target_words(tmp_path, shared_data, monkeypatch):
+    if not (shared_data / "mlqe-pe").exists():
+        pytest.skip("../shared/data/mlqe-pe is absent")
+    monkeypatch.setenv("SMAT_DATA_DIR", str(shared_data))
+    summary = _check_plausibility(tmp_path, "mlqe:smoke", columns=["overall src", "overall tgt"])
+    assert any("segment pairs dropped" in n for n in summary["notes"])
+    assert (tmp_path / "smat-mlqe-smoke" / "runs").is_dir()  # the source experiment's SMaT run was trained

@@ -16,7 +16,8 @@ from smat.models import TextConfig, ViTConfig
 from smat.teacher import TeacherTrainConfig
 from smat.train import SmatConfig
 
-__all__ = ["ExperimentConfig", "ROWS", "get_config", "PAPER"]
+__all__ = ["ExperimentConfig", "ROWS", "get_config", "PAPER", "PlausibilityConfig", "get_plausibility_config",
+           "PLAUSIBILITY_ROWS", "PAPER_PLAUSIBILITY"]
 
 # Table row -> the teacher explainer it trains with ("fresh" = SMaT's learned phi_T, frozen,
 # for a freshly initialised student: the second protocol, not in the paper's tables).
@@ -158,10 +159,11 @@ def _images(variant: str) -> ExperimentConfig:
     scratch = TeacherTrainConfig(lr=2e-3, warmup_steps=100, clip=1.0, weight_decay=0.05, batch_size=128,
                                  max_epochs=4)
     base = dataclasses.replace(base, fallback_teacher_train=scratch)
-    if variant == "cpu":  # Fashion-MNIST, N = 5 / 10 / 20 % of an 18k pool, 3 seeds
+    if variant == "cpu":  # Fashion-MNIST, N = 5 / 10 / 20 % of a 10k pool, 3 seeds: ~1.5 h on 2 cores
         return dataclasses.replace(base, name="smat-images-cpu", teacher=base.fallback_teacher, teacher_train=scratch,
-                                   pool=(18000, 2000, 5000), sizes=(900, 1800, 3600), seeds=(0, 9, 11),
-                                   smat=dataclasses.replace(base.smat, batch_size=32, max_epochs=15, patience=5,
+                                   teacher_examples=20000, pool=(10000, 1000, 2000), sizes=(500, 1000, 2000),
+                                   seeds=(0, 9, 11),
+                                   smat=dataclasses.replace(base.smat, batch_size=32, max_epochs=10, patience=4,
                                                             meta=MetaConfig(inner_lr=0.2, meta_lr=5e-3)))
     if variant == "demo":
         return dataclasses.replace(base, name="demo", teacher=base.fallback_teacher,
@@ -230,3 +232,99 @@ def get_config(arg: str = "images") -> ExperimentConfig:
     if variant not in ("", "cpu", "demo", "smoke"):
         raise ValueError(f"unknown variant {variant!r}; known: '', cpu, demo, smoke")
     return builders[task](variant)
+
+
+# ------------------------------------------------------------------ plausibility (Tables 2 and 6)
+
+# Table row -> what produces the explanation: a static explainer of the teacher, or head
+# coefficients of the attention explainer ("best" rows: chosen with the human labels).
+PLAUSIBILITY_ROWS = {
+    "Gradient L2": "gradient_l2",
+    "Gradient x Input": "gradient_x_input",
+    "Integrated Gradients": "integrated_gradients",
+    "Attention (all layers)": "attention_all_layers",
+    "Attention (last layer)": "attention_last_layer",
+    "Attention (SMaT)": "attention",
+    "Attention (best layer)*": "best_layer",
+    "Attention (best head)*": "best_head",
+}
+
+_MLQE_COLUMNS = [f"{pair} {side}" for pair in ("en-de", "en-zh", "et-en", "ne-en", "ro-en", "ru-en", "overall")
+                 for side in ("src", "tgt")]
+
+
+def _table6(*rows: tuple[str, str]) -> dict:
+    return {row: dict(zip(_MLQE_COLUMNS, values.split())) for row, values in rows}
+
+
+# The paper's AUCs (Fernandes, Treviso et al. 2022): Table 2 (ERASER movies) and Table 6 (MLQE-PE).
+PAPER_PLAUSIBILITY = {
+    "movies": {"Gradient L2": {"AUC": "0.65"}, "Gradient x Input": {"AUC": "0.51"},
+               "Integrated Gradients": {"AUC": "0.53"}, "Attention (all layers)": {"AUC": "0.68"},
+               "Attention (last layer)": {"AUC": "0.61"}, "Attention (SMaT)": {"AUC": "0.73"},
+               "Attention (best layer)*": {"AUC": "0.75"}, "Attention (best head)*": {"AUC": "0.75"}},
+    "mlqe": _table6(
+        ("Gradient L2", "0.64 0.65 0.65 0.49 0.67 0.61 0.68 0.55 0.72 0.68 0.65 0.54 0.67 0.59"),
+        ("Gradient x Input", "0.58 0.60 0.61 0.51 0.60 0.54 0.61 0.49 0.64 0.59 0.58 0.51 0.61 0.54"),
+        ("Integrated Gradients", "0.59 0.60 0.63 0.49 0.60 0.52 0.64 0.48 0.64 0.59 0.60 0.51 0.62 0.53"),
+        ("Attention (all layers)", "0.60 0.63 0.68 0.52 0.60 0.61 0.58 0.55 0.66 0.70 0.62 0.55 0.62 0.59"),
+        ("Attention (last layer)", "0.51 0.49 0.61 0.49 0.51 0.50 0.55 0.48 0.52 0.57 0.56 0.50 0.54 0.50"),
+        ("Attention (SMaT)", "0.64 0.65 0.68 0.52 0.66 0.64 0.66 0.54 0.71 0.70 0.61 0.54 0.66 0.60"),
+        ("Attention (best layer)*", "0.64 0.65 0.69 0.64 0.64 0.68 0.68 0.68 0.71 0.76 0.64 0.59 0.65 0.65"),
+        ("Attention (best head)*", "0.67 0.67 0.70 0.65 0.70 0.70 0.70 0.69 0.73 0.75 0.67 0.60 0.67 0.66")),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PlausibilityConfig:
+    """One plausibility table: the teacher and learned explainer of a simulability experiment,
+    scored against human word labels.
+
+    Attributes:
+      name: results go to ``results/<name>/``.
+      dataset: "movies" (ERASER Movie Reviews evidence, Table 2) or "mlqe" (MLQE-PE
+        post-editing dev word tags, source and target, Table 6).
+      source: the :func:`get_config` argument of the simulability experiment whose teacher
+        and "Attention (SMaT)" runs are scored (its missing runs are trained first).
+      n: the SMaT runs with this many student examples; the median seed (by test
+        simulability) is scored, as in the paper.
+      max_length: tokens per document / segment pair (longer documents are truncated and
+        only their visible words are scored, as in the reference).
+      max_examples: cap on scored documents / segments (None: all).
+      ig_steps: integrated-gradients path points (the paper: 50 for plausibility; its
+        notebooks ran 10).
+      batch_size: examples per jitted teacher call.
+    """
+
+    name: str
+    dataset: str
+    source: str
+    n: int
+    max_length: int = 256
+    max_examples: int | None = None
+    ig_steps: int = 50
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if self.dataset not in ("movies", "mlqe"):
+            raise ValueError(f"unknown plausibility dataset {self.dataset!r}: movies or mlqe")
+
+
+def get_plausibility_config(arg: str = "movies") -> PlausibilityConfig:
+    """``"movies|mlqe[:cpu|:smoke]"``: Table 2 (from the IMDB teacher) or Table 6 (from the MLQE teacher)."""
+    dataset, _, variant = arg.partition(":")
+    if dataset not in ("movies", "mlqe"):
+        raise ValueError(f"unknown plausibility table {dataset!r}; known: movies, mlqe")
+    if variant not in ("", "cpu", "smoke"):
+        raise ValueError(f"unknown variant {variant!r}; known: '', cpu, smoke")
+    source = {"movies": "imdb", "mlqe": "mlqe"}[dataset] + (f":{variant}" if variant else "")
+    src = get_config(source)
+    suffix = f"-{variant}" if variant else ""
+    # The paper scores its median model at N = 1,000 (IMDB) and 4,200 (MLQE-PE).
+    n = {"movies": 1000, "mlqe": 4200}[dataset] if not variant else src.sizes[len(src.sizes) // 2]
+    cfg = PlausibilityConfig(name=f"smat-plausibility-{dataset}{suffix}", dataset=dataset, source=source, n=n)
+    if variant == "cpu":
+        return dataclasses.replace(cfg, max_length=256 if dataset == "movies" else 128, ig_steps=10)
+    if variant == "smoke":
+        return dataclasses.replace(cfg, max_length=64, max_examples=24, ig_steps=4, batch_size=8)
+    return cfg

@@ -167,6 +167,7 @@ def head_heatmap(
     *,
     title: str | None = None,
     layer_labels: Sequence[str] | None = None,
+    label: str = "coefficient λ",
 ) -> Path:
     """Draws normalized head coefficients lambda as a layers x heads heatmap (Figure 5).
 
@@ -176,6 +177,7 @@ def head_heatmap(
       path: PNG to write (parent folders are created).
       title: figure title.
       layer_labels: y tick labels, layer 1 first; default ``"1".."layers"``.
+      label: the colour bar's label (any per-head quantity can be drawn, e.g. plausibility AUC).
 
     Returns:
       ``path`` as a ``Path``.
@@ -205,7 +207,7 @@ def head_heatmap(
             middle = (vmin + vmax) / 2
             for (i, j), v in np.ndenumerate(c):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if v > middle else "white")
-    fig.colorbar(image, ax=list(axes), label="coefficient λ")
+    fig.colorbar(image, ax=list(axes), label=label)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

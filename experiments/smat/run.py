@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import platform
 import sys
 import time
@@ -33,7 +34,7 @@ from smat.data.sources import DataUnavailableError
 from smat.models import HubUnavailableError, build, load_pretrained
 from smat.teacher import encoder_teacher, fit_teacher, with_classification_head
 
-__all__ = ["Task", "prepare_task", "run_experiment", "main"]
+__all__ = ["Task", "prepare_task", "run_one", "machine_name", "run_experiment", "main"]
 
 
 class Task(NamedTuple):
@@ -47,6 +48,7 @@ class Task(NamedTuple):
     notes: list  # deviations from the paper, printed in the report
     display: dict  # "images" [n, h, w, c] uint8 or "tokens" list[list[str]] of the test examples drawn
     patch_size: int | None
+    tokenizer: Any = None  # text tasks: the teacher's tokenizer (plausibility re-tokenizes other data with it)
 
 
 def _subset(arrays: dict, index) -> dict:
@@ -189,7 +191,7 @@ def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
                  f"{teacher_valid_n} shuffled test reviews; student pool / valid / test = {cfg.pool}")
     student = smat.make_student(pretrained.encoder, 2, head_activation="gelu")
     return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes,
-                {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None)
+                {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None, tokenizer)
 
 
 def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
@@ -225,7 +227,7 @@ def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
                  "simulability = Pearson r between student and teacher outputs")
     student = smat.make_student(pretrained.encoder, 1, head_activation="gelu")
     return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes,
-                {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None)
+                {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None, tokenizer)
 
 
 def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True) -> Task:
@@ -251,7 +253,7 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
 
 
-def _run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out: Path, progress: bool,
+def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out: Path, progress: bool,
              normalizer: str | None = None) -> dict:
     normalizer = normalizer or cfg.smat.normalizer
     suffix = f"__{normalizer}" if len(cfg.normalizers) > 1 else ""
@@ -266,7 +268,7 @@ def _run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out
                   checkpoint=out / "checkpoints" / f"{path.stem}.npz", progress=progress)
     t0 = time.perf_counter()
     if explainer == "fresh":
-        smat_run = _run_one(cfg, task, "Attention (SMaT)", n, seed, out, progress, normalizer)
+        smat_run = run_one(cfg, task, "Attention (SMaT)", n, seed, out, progress, normalizer)
         phi = {"head_coeffs": jnp.asarray(smat_run["teacher_expl_params"]["head_coeffs"], jnp.float32)}
         config = dataclasses.replace(cfg.smat, explainer="attention", seed=seed, normalizer=normalizer)
         result = smat.train_student(task.teacher_fn, task.teacher_params, data, config, teacher_expl_params=phi,
@@ -333,6 +335,14 @@ def _figures(cfg: ExperimentConfig, task: Task, runs: list[dict], out: Path) -> 
     return paths
 
 
+def machine_name() -> str:
+    """The device the run used, in words (for reports)."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+    return device.device_kind
+
+
 def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
     """Runs (or resumes) every row x N x seed of ``cfg`` and writes the report; returns the aggregate."""
     out = out_root / cfg.name
@@ -343,14 +353,12 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
             for row in cfg.rows]
     runs = []
     for row, n, seed, norm in tqdm(jobs, desc=cfg.name, disable=not progress):
-        runs.append(_run_one(cfg, task, row, n, seed, out, progress, norm))
+        runs.append(run_one(cfg, task, row, n, seed, out, progress, norm))
     by_normalizer = len(cfg.normalizers) > 1
     agg = report.aggregate([{**r, "n": r["column"]} for r in runs], "test_simulability")
     columns = list(cfg.normalizers) if by_normalizer else list(cfg.sizes)
     regression = cfg.task == "mlqe"
-    device = jax.devices()[0]
-    machine = (f"{platform.processor() or platform.machine()} CPU, {__import__('os').cpu_count()} cores"
-               if device.platform == "cpu" else device.device_kind)
+    machine = machine_name()
     unit = "Pearson r" if regression else "%"
     title = (f"{cfg.name}: student simulability on the test split ({unit}), median [q25:q75] over seeds "
              f"{list(cfg.seeds)}" + (f", N = {cfg.sizes[0]}, by head-coefficient normalizer" if by_normalizer else ""))
