@@ -3,8 +3,18 @@
 ``baselines.models``: the BiLSTM + additive-attention classifier (single sequence and the
 premise / hypothesis pair model), its frozen-uniform variant, and the pieces it is built
 from (masked LSTM, bidirectional LSTM, additive attention) as pure functions.
+``baselines.train``: the reference's training loop, every seed at once under ``jax.vmap``.
+``baselines.adversary``: Jain & Wallace's per-instance adversary and permutation test.
 """
 
+from baselines.adversary import (
+    JWAdversaryConfig,
+    jw_adversary,
+    jw_objective,
+    output_difference,
+    permutation_test,
+    within_mask_permutations,
+)
 from baselines.models import (
     BiLSTMConfig,
     LSTMState,
@@ -21,9 +31,13 @@ from baselines.models import (
     reverse_index,
     uniform_attention,
 )
+from baselines.train import TrainConfig, TrainResult, binary_metrics, encode_split, predict, train
 
 __all__ = [
     "BiLSTMConfig", "LSTMState", "Model", "additive_attention", "additive_attention_init", "bilstm",
     "bilstm_classifier", "bilstm_init", "content_mask", "lstm_cell", "lstm_init", "lstm_layer",
     "reverse_index", "uniform_attention",
+    "JWAdversaryConfig", "jw_adversary", "jw_objective", "output_difference", "permutation_test",
+    "within_mask_permutations",
+    "TrainConfig", "TrainResult", "binary_metrics", "encode_split", "predict", "train",
 ]
