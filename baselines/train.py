@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +31,11 @@ from smat.data.batching import bucket_lengths, iterate_batches
 from smat.data.vocab import Vocabulary
 from smat.plausibility import roc_auc
 
-__all__ = ["TrainConfig", "TrainState", "TrainResult", "encode_split", "optimizer", "classification_loss",
+__all__ = ["TrainConfig", "TrainState", "TrainResult", "encode_split", "optimizer", "classification_loss", "default_loss",
            "train", "predict", "binary_metrics"]
 
-SEQ_KEYS = ("input_ids", "attention_mask")
+# Per-token fields cut to each batch's width; any other per-example field travels whole.
+SEQ_KEYS = ("input_ids", "attention_mask", "special_mask", "guide", "target_attention")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,9 @@ class TrainConfig:
       batch_size: examples per step.
       epochs: passes over the train split (8 in both papers).
       select_on: "dev" (J&W, the default here) or "test" (W&P's protocol: model selection on
-        the test set, which is what their Table 2 numbers used).
+        the test set, which is what their Table 2 numbers used), or "train".
+      select_metric: "auc" (highest ROC-AUC against the labels) or "loss" (lowest mean
+        training loss on ``select_on``: the W&P adversary, whose target is a model, not labels).
       skip_first_epoch: J&W never kept epoch 0's model.
       bucket_step: sequence widths are multiples of this (one compilation per width).
     """
@@ -57,12 +60,15 @@ class TrainConfig:
     batch_size: int = 32
     epochs: int = 8
     select_on: str = "dev"
+    select_metric: str = "auc"
     skip_first_epoch: bool = False
     bucket_step: int = 16
 
     def __post_init__(self):
-        if self.select_on not in ("dev", "test"):
-            raise ValueError(f"select_on must be 'dev' or 'test', got {self.select_on!r}")
+        if self.select_on not in ("dev", "test", "train"):
+            raise ValueError(f"select_on must be 'dev', 'test' or 'train', got {self.select_on!r}")
+        if self.select_metric not in ("auc", "loss"):
+            raise ValueError(f"select_metric must be 'auc' or 'loss', got {self.select_metric!r}")
 
 
 @jax.tree_util.register_dataclass
@@ -126,6 +132,12 @@ def classification_loss(logits: jax.Array, labels: jax.Array, valid: jax.Array, 
     return jnp.sum(per_example * valid) / jnp.maximum(jnp.sum(valid), 1)
 
 
+def default_loss(model: Model, params, batch, pos_weight: float) -> jax.Array:
+    """The reference's supervised loss of ``model`` on a batch (see :func:`classification_loss`)."""
+    logits, _ = model.apply(params, batch)
+    return classification_loss(logits, batch["labels"], batch["valid"], pos_weight)
+
+
 def binary_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """ROC-AUC, positive-class F1 at p > 0.5 and accuracy, per seed.
 
@@ -168,7 +180,7 @@ def predict(model: Model, params, arrays: Mapping[str, np.ndarray], *, batch_siz
       ``(outputs, attention)``: [seeds, examples, classes] (probabilities: sigmoid for one
       logit, softmax otherwise) and [seeds, examples, seq] at the split's full width.
     """
-    fields = {k: arrays[k] for k in SEQ_KEYS}
+    fields = {k: v for k, v in arrays.items() if k in SEQ_KEYS}
 
     @jax.jit
     def run(params, batch):
@@ -192,18 +204,31 @@ def predict(model: Model, params, arrays: Mapping[str, np.ndarray], *, batch_siz
     return outputs, attention
 
 
-def _evaluate(model, params, data, splits, config) -> dict[str, dict[str, np.ndarray]]:
+def _split_loss(loss_fn, params, arrays, config) -> np.ndarray:
+    """[seeds] the mean per-example loss over a split (batches in length order)."""
+    fields = {k: v for k, v in arrays.items() if k != "lengths"}
+    total = 0.0
+    for batch in iterate_batches(fields, arrays["lengths"], config.batch_size, seed=None,
+                                 buckets=_buckets(arrays, config.bucket_step), seq_keys=SEQ_KEYS):
+        batch.pop("index")
+        total = total + loss_fn(params, {k: jnp.asarray(v) for k, v in batch.items()})
+    return np.asarray(total) / len(arrays["lengths"])
+
+
+def _evaluate(model, params, data, splits, config, loss_fn=None) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for split in splits:
         probs, _ = predict(model, params, data[split], batch_size=2 * config.batch_size,
                            bucket_step=config.bucket_step)
         out[split] = binary_metrics(probs[..., -1], data[split]["labels"])
+        if loss_fn is not None:
+            out[split]["loss"] = _split_loss(loss_fn, params, data[split], config)
     return out
 
 
 def train(model: Model, data: Mapping[str, Mapping[str, np.ndarray]], config: TrainConfig = TrainConfig(), *,
-          seeds: Sequence[int] = (10,), embeddings: np.ndarray | None = None, checkpoint: str | os.PathLike | None = None,
-          progress: bool = True) -> TrainResult:
+          seeds: Sequence[int] = (10,), embeddings: np.ndarray | None = None, loss: Callable | None = None,
+          init_params: Any = None, checkpoint: str | os.PathLike | None = None, progress: bool = True) -> TrainResult:
     """Trains one model per seed, all seeds in one vmapped step.
 
     Args:
@@ -212,6 +237,10 @@ def train(model: Model, data: Mapping[str, Mapping[str, np.ndarray]], config: Tr
       config: the loop.
       seeds: each seed draws its own initialisation (``jax.random.key(seed)``) and data order.
       embeddings: [vocab, dim] pretrained table every seed starts from.
+      loss: ``loss(model, params, batch, pos_weight) -> scalar`` (default :func:`default_loss`);
+        batches carry every per-example field of ``data["train"]`` (e.g. a base model's
+        outputs for the W&P adversary, a guide attention for the guided MLP) plus ``valid``.
+      init_params: parameters stacked over seeds to start from instead of ``model.init``.
       checkpoint: an ``.npz`` path written after every epoch; an interrupted run resumes from it.
       progress: show a progress bar.
 
@@ -222,20 +251,22 @@ def train(model: Model, data: Mapping[str, Mapping[str, np.ndarray]], config: Tr
     labels = data["train"]["labels"]
     pos_weight = float((labels == 0).sum() / max((labels == 1).sum(), 1))
     opt = optimizer(config)
-    params = jax.vmap(lambda k: model.init(k, embeddings))(jnp.stack([jax.random.key(s) for s in seeds]))
-    state = TrainState(params, jax.vmap(opt.init)(params))
+    loss = loss or default_loss
+    if init_params is None:
+        init_params = jax.vmap(lambda k: model.init(k, embeddings))(jnp.stack([jax.random.key(s) for s in seeds]))
+    state = TrainState(init_params, jax.vmap(opt.init)(init_params))
+
+    def batch_loss(params, batch):
+        return loss(model, params, batch, pos_weight)
 
     def step(state: TrainState, batch) -> tuple[TrainState, jax.Array]:
-        def loss_fn(params):
-            logits, _ = model.apply(params, batch)
-            return classification_loss(logits, batch["labels"], batch["valid"], pos_weight)
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        value, grads = jax.value_and_grad(batch_loss)(state.params, batch)
         with jax.numpy_dtype_promotion("standard"):  # optax's bias correction mixes int and float
             updates, opt_state = opt.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+        return TrainState(optax.apply_updates(state.params, updates), opt_state), value
 
     train_step = jax.jit(jax.vmap(step), donate_argnums=0)
+    split_loss = jax.jit(jax.vmap(batch_loss, in_axes=(0, None))) if config.select_metric == "loss" else None
     select = config.select_on
     best_params, best_score = jax.tree.map(jnp.copy, state.params), np.full(len(seeds), -np.inf)
     best_epoch, history, start = np.full(len(seeds), -1), [], 0
@@ -244,7 +275,7 @@ def train(model: Model, data: Mapping[str, Mapping[str, np.ndarray]], config: Tr
         state, best_params = saved["state"], saved["best"]
         history, start = info["history"], len(info["history"])
         best_score, best_epoch = np.asarray(info["best_score"]), np.asarray(info["best_epoch"])
-    fields = {k: data["train"][k] for k in (*SEQ_KEYS, "labels")}
+    fields = {k: v for k, v in data["train"].items() if k != "lengths"}
     buckets = _buckets(data["train"], config.bucket_step)
     steps = -(-len(labels) // config.batch_size)
     for epoch in tqdm(range(start, config.epochs), desc=f"train x{len(seeds)} seeds", disable=not progress,
@@ -258,14 +289,16 @@ def train(model: Model, data: Mapping[str, Mapping[str, np.ndarray]], config: Tr
             state, loss = train_step(state, _stack_batches(batches))
             losses.append(loss)
         assert len(losses) == steps
-        scores = _evaluate(model, state.params, data, ("dev", "test"), config)
+        scores = _evaluate(model, state.params, data, ("dev", "test") if select != "train" else ("train", "test"),
+                           config, split_loss)
         record = {"epoch": epoch, "loss": np.sum(jax.device_get(losses), axis=0) / len(labels)}
         record |= {f"{split}/{k}": v for split, m in scores.items() for k, v in m.items()}
         history.append(jax.tree.map(lambda x: np.asarray(x).tolist(), record))
-        improved = scores[select]["auc"] > best_score
+        score = scores[select]["auc"] if config.select_metric == "auc" else -scores[select]["loss"]
+        improved = score > best_score
         if config.skip_first_epoch and epoch == 0:
             improved[:] = False
-        best_score = np.where(improved, scores[select]["auc"], best_score)
+        best_score = np.where(improved, score, best_score)
         best_epoch = np.where(improved, epoch, best_epoch)
         chosen = jnp.asarray(improved)
         best_params = jax.tree.map(

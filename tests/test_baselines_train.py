@@ -109,6 +109,8 @@ def test_training_resumes_from_its_checkpoint(toy, tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_select_on_is_validated():
+def test_selection_settings_are_validated():
     with pytest.raises(ValueError, match="select_on"):
-        TrainConfig(select_on="train")
+        TrainConfig(select_on="valid")
+    with pytest.raises(ValueError, match="select_metric"):
+        TrainConfig(select_metric="f1")
