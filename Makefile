@@ -16,7 +16,7 @@ export SMAT_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility clean
+.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility wiegreffe-pinter clean
 SMAT_RUN := $(PY) -m experiments.smat.run
 SMAT_PLAUSIBILITY := $(PY) -m experiments.smat.plausibility
 
@@ -57,6 +57,16 @@ smat-images:  install  ## Table 3: CIFAR-100 + ViT-B/16 (offline: Fashion-MNIST,
 
 smat-imdb: install  ## Table 1: IMDB + ELECTRA-small (offline: all-MiniLM-L6-v2)
 	$(SMAT_RUN) imdb$(if $(VARIANT),:$(VARIANT))
+
+WP_RUN := $(PY) -m experiments.wiegreffe_pinter.run
+DATASET ?= sst
+SELECT_ON ?= test
+
+wiegreffe-pinter: install  ## W&P 2019 on DATASET (sst | imdb | path.csv): Table 2, seeds, J&W adversary (SELECT_ON=test: the paper's protocol)
+	$(WP_RUN) $(DATASET) --select-on $(SELECT_ON)
+
+wiegreffe-pinter\:smoke: install
+	$(WP_RUN) sst:smoke --select-on test
 
 smat-plausibility: install  ## Tables 2 and 6: ERASER movies and MLQE-PE word-level plausibility (AUC), best layer / head
 	$(SMAT_PLAUSIBILITY) movies$(if $(VARIANT),:$(VARIANT))

@@ -286,8 +286,8 @@ def train(model: Model, data: Mapping[str, Mapping[str, np.ndarray]], config: Tr
         for batches in zip(*streams):
             for b in batches:
                 b.pop("index")
-            state, loss = train_step(state, _stack_batches(batches))
-            losses.append(loss)
+            state, batch_value = train_step(state, _stack_batches(batches))
+            losses.append(batch_value)
         assert len(losses) == steps
         scores = _evaluate(model, state.params, data, ("dev", "test") if select != "train" else ("train", "test"),
                            config, split_loss)

@@ -1,0 +1,287 @@
+"""Wiegreffe & Pinter (2019): ``python -m experiments.wiegreffe_pinter.run sst[:smoke] [--select-on test]``.
+
+Pipeline (every trained model checkpointed; finished models are loaded, not retrained):
+
+1. data: SST (J&W's file), IMDB (J&W's protocol) or a binary CSV; vocabulary from train;
+   embeddings from GloVe 6B 50d offline (or any vectors file);
+2. Table 2: the base BiLSTM + additive attention and the frozen uniform-attention model;
+3. Section 3.3 / Figure 3 (a-d): the 8 variance seeds, trained together in one vmapped
+   run; per test instance the JSD between the base attention and each seed's, summarised by
+   the median over seeds (the reference code) and the max (the caption), against the base
+   model's max attention in 4 bins, by predicted class;
+4. Figure 3 (e-f): Jain & Wallace's per-instance adversary (max JSD within |delta p| <= 0.05);
+   and their random-permutation test;
+5. ``table.md``, ``aggregate.json``, the violin figures, per-model JSON under ``runs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from baselines.adversary import jw_adversary, permutation_test
+from baselines.models import BiLSTMConfig, bilstm_classifier
+from baselines.train import SEQ_KEYS, encode_split, predict, train
+from experiments.smat import report
+from experiments.smat.run import machine_name
+from experiments.wiegreffe_pinter.configs import PAPER, WPConfig, get_config
+from smat import checkpoints, simplex
+from smat.data.batching import iterate_batches
+from smat.data.vocab import MIN_DF, build_vocabulary
+from smat.data.vectors import embedding_matrix, glove_6b_50d, load_vectors
+
+__all__ = ["load_splits", "keras_tokens", "run", "main"]
+
+_KERAS_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
+
+
+def keras_tokens(text: str) -> str:
+    """Keras ``text_to_word_sequence`` (the tokenisation of J&W's IMDB pickle): lower-case,
+    punctuation to spaces, split; ``<br />`` tags dropped first."""
+    return " ".join(_KERAS_FILTERS.sub(" ", text.replace("<br />", " ").lower()).split())
+
+
+def load_splits(cfg: WPConfig) -> tuple[dict[str, tuple[list[str], np.ndarray]], int, list[str]]:
+    """``{train, dev, test: (space-tokenised texts, labels)}``, the vocabulary's min_df and notes."""
+    notes = []
+    if cfg.dataset == "sst":
+        from smat.data import load_sst_jain_wallace
+
+        sst = load_sst_jain_wallace()
+        splits = {s: (list(getattr(sst, s).texts), np.asarray(getattr(sst, s).labels)) for s in ("train", "dev", "test")}
+        notes.append("SST: Jain & Wallace's preprocessed sst_dataset.csv with their length filter (5 < tokens)")
+        min_df = MIN_DF["sst"]
+    elif cfg.dataset == "imdb":
+        from smat.data import load_imdb
+
+        imdb = load_imdb()
+        rng = np.random.default_rng(1378)
+
+        def short(split):
+            texts = [keras_tokens(t) for t in split.texts]
+            keep = [i for i, t in enumerate(texts) if 6 < len(t.split()) < 400]  # J&W: < 400 tokens, min_length 6
+            return [texts[i] for i in keep], np.asarray(split.labels)[keep]
+
+        texts, labels = short(imdb.train)
+        order = rng.permutation(len(texts))
+        cut = int(0.8 * len(order))
+        test_texts, test_labels = short(imdb.test)
+        sample = np.sort(rng.permutation(len(test_texts))[: int(0.2 * len(test_texts))])
+        splits = {"train": ([texts[i] for i in order[:cut]], labels[order[:cut]]),
+                  "dev": ([texts[i] for i in order[cut:]], labels[order[cut:]]),
+                  "test": ([test_texts[i] for i in sample], test_labels[sample])}
+        notes.append("IMDB: aclImdb with J&W's protocol (documents of 7-399 tokens, train / dev 80 / 20, a 20% "
+                     "test sample) but Keras-style tokenisation of the raw reviews and numpy's RNG with seed 1378 "
+                     "instead of their Keras pickle and sklearn splits: the documents differ from theirs")
+        min_df = MIN_DF["imdb"]
+    else:
+        import csv
+
+        rows = list(csv.DictReader(open(cfg.dataset, newline="", encoding="utf-8")))
+        if not rows or not {"text", "label"} <= set(rows[0]):
+            raise ValueError(f"{cfg.dataset}: expected a CSV header with text,label[,exp_split]")
+        texts = [" ".join(r["text"].lower().split()) for r in rows]
+        labels = np.asarray([int(r["label"]) for r in rows])
+        if set(labels.tolist()) - {0, 1}:
+            raise ValueError(f"{cfg.dataset}: labels must be 0 / 1")
+        if "exp_split" in rows[0]:
+            split_of = [r["exp_split"] for r in rows]
+        else:
+            draw = np.random.default_rng(0).random(len(rows))
+            split_of = np.where(draw < 0.8, "train", np.where(draw < 0.9, "dev", "test")).tolist()
+            notes.append(f"{cfg.dataset}: no exp_split column; random 80 / 10 / 10 split (seed 0)")
+        splits = {s: ([t for t, p in zip(texts, split_of) if p == s], labels[np.asarray(split_of) == s])
+                  for s in ("train", "dev", "test")}
+        min_df = 1
+    if cfg.max_examples:
+        splits = {s: (t[:cfg.max_examples], y[:cfg.max_examples]) for s, (t, y) in splits.items()}
+    return splits, min_df, notes
+
+
+def _vectors(cfg: WPConfig):
+    if cfg.vectors == "glove-6b-50d":
+        return glove_6b_50d(), "GloVe 6B 50d (the paper: fastText wiki.simple 300d, not installable offline)"
+    return load_vectors(cfg.vectors), cfg.vectors
+
+
+def _fit(out: Path, name: str, model, data, cfg: WPConfig, seeds, embeddings, progress) -> tuple[dict, object]:
+    """Trains (or loads) one model group; returns its record and the selected params (seeds first)."""
+    record_path, params_path = out / "runs" / f"{name}.json", out / "models" / f"{name}.npz"
+    like = jax.vmap(lambda k: model.init(k, embeddings))(jnp.stack([jax.random.key(s) for s in seeds]))
+    if record_path.exists() and params_path.exists():
+        params, _ = checkpoints.load(params_path, like)
+        return json.loads(record_path.read_text()), params
+    t0 = time.perf_counter()
+    result = train(model, data, cfg.train, seeds=seeds, embeddings=embeddings, progress=progress,
+                   checkpoint=out / "checkpoints" / f"{name}.npz")
+    checkpoints.save(params_path, result.params)
+    record = {"name": name, "seeds": list(seeds), "best_epoch": result.best_epoch, "metrics": result.metrics,
+              "history": result.history, "seconds": time.perf_counter() - t0, "select_on": cfg.train.select_on}
+    report.write_json(record_path, record)
+    (out / "checkpoints" / f"{name}.npz").unlink(missing_ok=True)
+    return json.loads(record_path.read_text()), result.params
+
+
+def _batches(arrays, batch_size):
+    fields = {k: v for k, v in arrays.items() if k in SEQ_KEYS}
+    for batch in iterate_batches(fields, arrays["lengths"], batch_size, seed=None, seq_keys=SEQ_KEYS):
+        index, valid = batch.pop("index"), batch.pop("valid") > 0
+        yield index[valid], valid, {k: jnp.asarray(v) for k, v in batch.items()}
+
+
+def _per_instance(fn, arrays, keys: tuple[str, ...], batch_size: int, desc: str, progress: bool) -> dict:
+    """Runs a batched analysis over a split and gathers the named per-instance [batch] outputs in split order."""
+    n = len(arrays["lengths"])
+    out = {k: np.zeros(n, np.float64) for k in keys}
+    for index, valid, batch in tqdm(list(_batches(arrays, batch_size)), desc=desc, disable=not progress):
+        values = jax.device_get(fn(batch))
+        for k in keys:
+            out[k][index] = np.asarray(values[k])[valid]
+    return out
+
+
+def violins(values: np.ndarray, max_attention: np.ndarray, classes: np.ndarray, path: Path, *, ylabel: str,
+            title: str) -> Path:
+    """Figure 3's violins: a per-instance value in 4 bins of the base model's max attention, by predicted class."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 3.6), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    edges = np.linspace(0, 1, 5)
+    bins = np.clip(np.digitize(max_attention, edges[1:-1]), 0, 3)
+    colours = {0: "tab:orange", 1: "tab:blue"}
+    for c in (0, 1):
+        positions, data = [], []
+        for b in range(4):
+            v = values[(bins == b) & (classes == c)]
+            if len(v) > 1:
+                data.append(v)
+                positions.append(b + (c - 0.5) * 0.35)
+        if data:
+            parts = ax.violinplot(data, positions=positions, widths=0.33, showmedians=True)
+            for body in parts["bodies"]:
+                body.set_facecolor(colours[c])
+                body.set_alpha(0.6)
+        ax.plot([], [], color=colours[c], label=f"predicted {c}")
+    ax.set_xticks(range(4), [f"{edges[b]:.2f}-{edges[b + 1]:.2f}" for b in range(4)])
+    ax.set_xlabel("max attention of the base model")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
+    started = time.perf_counter()
+    out = out_root / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    splits, min_df, notes = load_splits(cfg)
+    vocab = build_vocabulary(splits["train"][0], min_df)
+    vectors, vectors_name = _vectors(cfg)
+    embeddings, found = embedding_matrix(vocab.words, vectors)
+    notes.append(f"vocabulary {len(vocab)} words (min_df {min_df}), {found.mean():.1%} found in {vectors_name}; "
+                 "OOV words start at zero vectors (torchtext's default, as the paper's runs)")
+    data = {s: encode_split(vocab, t, y) for s, (t, y) in splits.items()}
+    notes.append(f"model selection on {cfg.train.select_on} ROC-AUC" +
+                 (" (the paper's protocol: W&P selected on the test set)" if cfg.train.select_on == "test" else
+                  " (J&W's; the paper's W&P numbers were selected on test: pass --select-on test)"))
+    arch = BiLSTMConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1])
+    additive = bilstm_classifier(arch)
+    uniform = bilstm_classifier(dataclasses.replace(arch, attention="uniform"))
+
+    runs = {}
+    runs["base"], base_params = _fit(out, "base", additive, data, cfg, (cfg.base_seed,), embeddings, progress)
+    runs["uniform"], _ = _fit(out, "uniform", uniform, data, cfg, (cfg.base_seed,), embeddings, progress)
+    runs["seeds"], seed_params = _fit(out, "seeds", additive, data, cfg, cfg.seeds, embeddings, progress)
+
+    test = data["test"]
+    base_probs, base_attn = predict(additive, base_params, test)
+    seed_probs, seed_attn = predict(additive, seed_params, test)
+    mask = test["attention_mask"] > 0
+    jsd = np.asarray(simplex.jsd(jnp.asarray(seed_attn), jnp.asarray(base_attn), jnp.asarray(mask)[None]))
+    tvd = 0.5 * np.abs(seed_probs[..., 0] - base_probs[..., 0])  # the reference's half |delta p|
+    base_max = base_attn[0].max(-1)
+    base_class = (base_probs[0, :, 0] > 0.5).astype(int)
+    figures = [violins(np.median(jsd, 0), base_max, base_class, out / "seeds_jsd_median.png",
+                       ylabel="median JSD to base over seeds", title=f"{cfg.name}: seeds (reference code: median)"),
+               violins(jsd.max(0), base_max, base_class, out / "seeds_jsd_max.png",
+                       ylabel="max JSD to base over seeds", title=f"{cfg.name}: seeds (paper caption: max)")]
+
+    single = jax.tree.map(lambda x: x[0], base_params)
+    k = cfg.adversary_examples or len(test["lengths"])
+    subset = {name: v[:k] for name, v in test.items()}
+    key = jax.random.key(cfg.base_seed)
+    summary_keys = ("base_max_attention", "base_class")
+    adv = _per_instance(lambda b: jw_adversary(additive, single, b, cfg.adversary, key), subset,
+                        ("max_jsd_within", *summary_keys), 32, "J&W adversary", progress)
+    perm = _per_instance(lambda b: permutation_test(additive, single, b, key, cfg.permutations), subset,
+                         ("median_output_diff", *summary_keys), 32, "permutations", progress)
+    figures.append(violins(adv["max_jsd_within"], adv["base_max_attention"], adv["base_class"],
+                           out / "jw_adversary_jsd.png", ylabel="max JSD within |Δp| ≤ 0.05",
+                           title=f"{cfg.name}: J&W per-instance adversary"))
+    figures.append(violins(perm["median_output_diff"], perm["base_max_attention"], perm["base_class"],
+                           out / "permutation_output_diff.png", ylabel="median |Δp| over permutations",
+                           title=f"{cfg.name}: random attention permutations"))
+
+    dataset = cfg.dataset if cfg.dataset in PAPER["table2"] else None
+    paper = PAPER["table2"].get(dataset, {})
+    f1 = {name: runs[name]["metrics"]["test"]["f1"] for name in ("base", "uniform")}
+    seed_f1 = np.asarray(runs["seeds"]["metrics"]["test"]["f1"])
+    lines = [f"{cfg.name}: Table 2 (positive-class F1 on test)", "",
+             "| Dataset | base (ours) | uniform (ours) | W&P reproduced | W&P uniform | J&W reported |",
+             "|---|:-:|:-:|:-:|:-:|:-:|",
+             f"| {dataset or cfg.dataset} | {f1['base'][0]:.3f} | {f1['uniform'][0]:.3f} | {paper.get('base', '–')} | "
+             f"{paper.get('uniform', '–')} | {paper.get('J&W reported', '–')} |", "",
+             f"Variance seeds {list(cfg.seeds)} (one vmapped run): test F1 median {np.median(seed_f1):.3f} "
+             f"[{seed_f1.min():.3f}, {seed_f1.max():.3f}]; per-instance JSD to the base attention: median over "
+             f"instances of the seed-median {np.median(np.median(jsd, 0)):.3f}, of the seed-max "
+             f"{np.median(jsd.max(0)):.3f}; mean TVD (half |Δp|) {tvd.mean():.4f}.",
+             f"J&W adversary on {k} test instances: mean max JSD within |Δp| ≤ {cfg.adversary.select_epsilon} "
+             f"{adv['max_jsd_within'].mean():.3f}; random permutations: median |Δp| {np.median(perm['median_output_diff']):.4f}."]
+    summary = {"experiment": cfg.name, "date": datetime.date.today().isoformat(), "machine": machine_name(),
+               "command": " ".join(sys.argv), "jax": jax.__version__, "config": repr(cfg), "notes": notes,
+               "table2": {"base": f1["base"][0], "uniform": f1["uniform"][0], "paper": paper},
+               "seeds": {"f1": seed_f1, "jsd_median_over_seeds": float(np.median(np.median(jsd, 0))),
+                         "jsd_max_over_seeds": float(np.median(jsd.max(0))), "mean_tvd": float(tvd.mean())},
+               "jw_adversary": {"examples": k, "mean_max_jsd_within": float(adv["max_jsd_within"].mean())},
+               "permutations": {"median_output_diff": float(np.median(perm["median_output_diff"]))},
+               "runs": {n: {"metrics": r["metrics"], "best_epoch": r["best_epoch"], "seconds": r["seconds"]}
+                        for n, r in runs.items()},
+               "seconds_this_invocation": time.perf_counter() - started, "figures": [str(f) for f in figures]}
+    report.write_json(out / "aggregate.json", summary)
+    lines += ["", f"Run {summary['date']} on {summary['machine']} (jax {jax.__version__}) with "
+              f"`{summary['command']}`.", ""] + [f"- {n}" for n in notes] + ["", f"Config: `{cfg!r}`"]
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="sst | imdb | path/to/data.csv, optionally :smoke")
+    parser.add_argument("--select-on", choices=("dev", "test"), default="dev",
+                        help="model selection split (test = the paper's protocol)")
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    summary = run(get_config(args.dataset, select_on=args.select_on), args.out, progress=not args.quiet)
+    print((args.out / summary["experiment"] / "table.md").read_text())
+    for path in summary["figures"]:
+        print(f"figure: {path}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
