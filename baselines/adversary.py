@@ -1,6 +1,7 @@
-"""Jain & Wallace's (2019) per-instance attention adversary and random-permutation test.
+"""Attention adversaries: Jain & Wallace's (2019) per-instance adversary and permutation test,
+and Wiegreffe & Pinter's (2019) model-consistent adversary.
 
-Both experiments freeze a trained attention classifier, keep the BiLSTM hidden states of a
+J&W's two experiments freeze a trained attention classifier, keep the BiLSTM hidden states of a
 batch fixed (one :attr:`Model.apply`), and feed other attention distributions through the
 decoder (:attr:`Model.decode`):
 
@@ -20,21 +21,30 @@ one ``jax.lax.scan`` inside one jitted function per (model, config) and shape. T
 objective of each instance depends only on that instance's variables, so the result for
 an instance does not depend on the rest of the batch (up to the random draws).
 
+Wiegreffe & Pinter's model-consistent adversary (their Section 4, Tables 4-5, the dotted
+line of Figure 5) is a whole classifier trained by :func:`baselines.train.train` with
+:func:`consistent_adversary_loss`: match a base model's outputs (TVD) while moving its
+attention away from the base's (KL), traded off by lambda; :func:`adversary_data` attaches
+the base outputs to the splits, :func:`adversary_summary` gives the reported TVD / JSD and
+:func:`select_adversary` Table 4's choice among the lambda sweep (:data:`WP_LAMBDA_GRIDS`).
+
 References:
   Jain & Wallace, "Attention is not Explanation", NAACL 2019, Sections 4.1 and 4.2.2
   (code: ``model/Binary_Classification.py::AdversaryMulti``, ``Model.permute_attn``,
   ``Trainers/PlottingBC.py::plot_multi_adversarial``, ``plot_permutations``).
-  Wiegreffe & Pinter, "Attention is not not Explanation", EMNLP 2019, Figure 5.
+  Wiegreffe & Pinter, "Attention is not not Explanation", EMNLP 2019, Section 4, Tables 4-5
+  and Figure 5 (code: ``model/Binary_Classification.py::Model.train``, adversarial branch).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from baselines.models import Model
@@ -43,6 +53,8 @@ from smat import simplex
 __all__ = [
     "JWAdversaryConfig", "jw_adversary", "jw_objective", "output_difference", "permutation_test",
     "within_mask_permutations",
+    "WP_LAMBDA_GRIDS", "WP_MIN_JSD", "adversary_data", "adversary_summary", "binary_tvd", "consistent_adversary_loss",
+    "consistent_terms", "select_adversary",
 ]
 
 Array = jax.Array
@@ -338,3 +350,219 @@ def permutation_test(model: Model, params: Params, batch: dict, key: Array, num_
     if num_permutations < 1:
         raise ValueError(f"num_permutations must be positive, got {num_permutations}")
     return _permutation_fn(model, int(num_permutations))(params, batch, key)
+
+
+# ------------------------------------------------------------ W&P consistent adversary
+
+# Table 5 of Wiegreffe & Pinter (2019): the lambda values of each dataset's sweep.
+WP_LAMBDA_GRIDS: dict[str, tuple[float, ...]] = {
+    "anemia": (0.0, 1e-4, 2e-4, 3.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 5e-3, 1e-2),
+    "diabetes": (0.0, 1e-5, 2e-5, 4e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2),
+    "sst": (0.0, 1e-5, 5e-5, 1e-4, 5e-4, 5.2e-4, 5.25e-4, 5.35e-4, 5.5e-4, 6e-4, 7.5e-4, 1e-3, 1e-2, 0.1, 0.5, 1.0),
+    "imdb": (0.0, 1e-4, 2e-4, 4e-4, 5e-4, 7e-4, 8e-4, 1e-3, 5e-3, 1e-2),
+}
+WP_MIN_JSD = 0.4  # Table 4: the adversary must reach a mean test JSD above this
+WEIGHTINGS = ("reference", "instance", "none")
+
+
+def binary_tvd(probs: Array, base_probs: Array, *, legacy_half_tvd: bool = True) -> Array:
+    """TVD between two binary outputs given as positive-class probabilities (any shape).
+
+    Args:
+      probs, base_probs: p(y = 1), broadcastable to each other.
+      legacy_half_tvd: the reference's ``0.5 * |p - q|`` (:func:`smat.simplex.tvd` with
+        ``legacy_binary=True``), which its Tables 4-5 and lambda refer to; ``False`` gives
+        the true TVD of the two-class distributions, ``|p - q|``.
+
+    Returns:
+      The elementwise TVD.
+    """
+    if legacy_half_tvd:
+        return simplex.tvd(probs, base_probs, legacy_binary=True)
+    p, q = jnp.asarray(probs), jnp.asarray(base_probs)
+    return simplex.tvd(jnp.stack([1 - p, p], axis=-1), jnp.stack([1 - q, q], axis=-1))
+
+
+def consistent_terms(logits: Array, attention: Array, base_probs: Array, base_attention: Array, mask: Array, *,
+                     legacy_half_tvd: bool = True, kl_eps: float = 1e-30) -> tuple[Array, Array]:
+    """Per-instance terms of the W&P adversary: output TVD and attention KL(adversary || base).
+
+    Args:
+      logits: the adversary's logits [batch, 1].
+      attention: its attention [batch, seq].
+      base_probs: the base model's p(y = 1) [batch].
+      base_attention: the base model's attention [batch, seq].
+      mask: [batch, seq], where attention may go (``aux["mask"]``); the KL ignores the rest,
+        where both distributions are 0 (the reference's ``kl_div`` of ``log 0`` there is 0 in
+        the PyTorch it ran on and NaN in recent ones).
+      legacy_half_tvd: see :func:`binary_tvd`.
+      kl_eps: floor of both distributions inside the KL's logs. The reference has none: its
+        KL is infinite when the base gives a real token exactly zero weight (underflow on
+        long documents); the default only replaces that infinity by a finite bound.
+
+    Returns:
+      ``(tvd, kl)``, each [batch].
+    """
+    if logits.shape[-1] != 1:
+        raise ValueError(f"the W&P adversary is for binary models with one logit, got {logits.shape[-1]} classes")
+    dtype = logits.dtype
+    tvd = binary_tvd(jax.nn.sigmoid(logits[:, 0]), base_probs.astype(dtype), legacy_half_tvd=legacy_half_tvd)
+    # KL(adversary || base): the paper's formula and what the reference's swapped kl_div computed.
+    divergence = simplex.kl(attention, base_attention.astype(attention.dtype), mask, eps=kl_eps)
+    return tvd.astype(dtype), divergence.astype(dtype)
+
+
+def consistent_adversary_loss(lam: float, *, legacy_half_tvd: bool = True, weighting: str = "reference",
+                              kl_eps: float = 1e-30) -> Callable[..., Array]:
+    """Wiegreffe & Pinter's model-consistent adversary as a loss for :func:`baselines.train.train`.
+
+    A fresh classifier is trained to match a base model's outputs while diverting its
+    attention: ``sum_i TVD(y_a,i, y_b,i) - lam * sum_i KL(alpha_a,i || alpha_b,i)`` over the
+    batch's valid rows, TVD on the positive-class probability (:func:`binary_tvd`) and KL
+    over the attended tokens (:func:`consistent_terms`). ``lam = 0`` is allowed (the
+    reference's CLI rejected it): it trains to the base outputs alone.
+
+    The reference then multiplies by the class weights ``w_i = y_i * pos_weight + (1 - y_i)``
+    (gold labels) as ``(loss * w).mean(1).sum()``; since its loss is already a batch sum, that
+    scales the whole batch by ``sum_i w_i``, leaving the ratio of TVD and KL (the meaning of
+    lam) alone. ``weighting`` picks:
+
+    - ``"reference"``: ``(sum_i d_i) * (sum_i w_i)``, the reference's loss;
+    - ``"instance"``: ``sum_i w_i d_i``, each instance weighted by its own class weight;
+    - ``"none"``: ``sum_i d_i``, labels play no part;
+
+    with ``d_i = TVD_i - lam * KL_i`` and all sums over valid rows.
+
+    Args:
+      lam: weight of the attention divergence (Table 5's lambda), >= 0.
+      legacy_half_tvd: ``0.5 * |delta p|`` as the reference (default) or the true binary TVD.
+      weighting: see above.
+      kl_eps: see :func:`consistent_terms`.
+
+    Returns:
+      ``loss(model, params, batch, pos_weight) -> scalar``; the batch holds the adversary's
+      inputs, ``labels``, ``valid``, ``base_probs`` [batch] and ``target_attention``
+      [batch, seq] (see :func:`adversary_data`).
+
+    Raises:
+      ValueError: for a negative ``lam`` or an unknown ``weighting``.
+
+    References:
+      Wiegreffe & Pinter (2019), Section 4 and Tables 4-5; ``Model.train`` (adversarial
+      branch) of their ``model/Binary_Classification.py``.
+    """
+    if not lam >= 0:
+        raise ValueError(f"lam must be non-negative, got {lam}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+
+    def loss(model: Model, params: Params, batch: dict, pos_weight: float) -> Array:
+        logits, aux = model.apply(params, batch)
+        tvd, divergence = consistent_terms(logits, aux["attention"], batch["base_probs"], batch["target_attention"],
+                                           aux["mask"], legacy_half_tvd=legacy_half_tvd, kl_eps=kl_eps)
+        dtype = logits.dtype
+        valid = batch["valid"].astype(dtype)
+        per_instance = (tvd - jnp.asarray(lam, dtype) * divergence) * valid
+        if weighting == "none":
+            return jnp.sum(per_instance)
+        y = batch["labels"].astype(dtype)
+        weights = (y * jnp.asarray(pos_weight, dtype) + (1 - y)) * valid
+        if weighting == "instance":
+            return jnp.sum(weights * per_instance)
+        return jnp.sum(per_instance) * jnp.sum(weights)
+
+    return loss
+
+
+def adversary_data(data: Mapping[str, Mapping[str, np.ndarray]], base_probs: Mapping[str, np.ndarray],
+                   base_attention: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Adds a base model's outputs to the splits, for :func:`consistent_adversary_loss`.
+
+    Args:
+      data: splits from :func:`baselines.train.encode_split`.
+      base_probs: per split, the base model's p(y = 1), [examples] or [examples, 1] (one
+        seed of :func:`baselines.train.predict`'s outputs).
+      base_attention: per split (the same splits), its attention [examples, width], width
+        at most the split's (zero-padded to it), aligned with the split's tokens.
+
+    Returns:
+      A new dict of splits; those named in ``base_probs`` gain ``base_probs`` [examples]
+      and ``target_attention`` [examples, seq] (float32), the others are unchanged.
+
+    Raises:
+      ValueError: for mismatched splits or shapes, or attention that is not finite and
+        non-negative.
+    """
+    if set(base_probs) != set(base_attention):
+        raise ValueError(f"base_probs has splits {sorted(base_probs)}, base_attention {sorted(base_attention)}")
+    out = {split: dict(arrays) for split, arrays in data.items()}
+    for split in base_probs:
+        if split not in data:
+            raise ValueError(f"split {split!r} is not in the data ({sorted(data)})")
+        n, width = data[split]["input_ids"].shape
+        probs = np.asarray(base_probs[split], np.float32)
+        if probs.ndim == 2 and probs.shape[1] == 1:
+            probs = probs[:, 0]
+        if probs.shape != (n,):
+            raise ValueError(f"{split}: base_probs has shape {probs.shape}, expected ({n},) or ({n}, 1)")
+        attention = np.asarray(base_attention[split], np.float32)
+        if attention.ndim != 2 or attention.shape[0] != n or attention.shape[1] > width:
+            raise ValueError(f"{split}: base_attention has shape {attention.shape}, expected ({n}, <= {width})")
+        if not (np.all(np.isfinite(attention)) and np.all(attention >= 0)):
+            raise ValueError(f"{split}: base_attention must be finite and non-negative")
+        out[split]["base_probs"] = probs
+        out[split]["target_attention"] = np.pad(attention, ((0, 0), (0, width - attention.shape[1])))
+    return out
+
+
+def adversary_summary(probs: np.ndarray, attention: np.ndarray, base_probs: np.ndarray, base_attention: np.ndarray,
+                      mask: np.ndarray | None = None, *, legacy_half_tvd: bool = True) -> dict[str, np.ndarray]:
+    """Per-instance and mean output TVD and attention JSD of a model against a base model.
+
+    The numbers of Tables 4-5 and Figure 5: the reference summed them over the test set,
+    the paper reports instance means. Leading axes (e.g. seeds) are kept.
+
+    Args:
+      probs: p(y = 1) [..., examples] or [..., examples, 1].
+      attention: [..., examples, seq].
+      base_probs, base_attention: the base model's, broadcastable to those.
+      mask: optional [examples, seq] validity mask (both attentions are 0 elsewhere anyway).
+      legacy_half_tvd: see :func:`binary_tvd`.
+
+    Returns:
+      ``{"tvd": [..., examples], "jsd": [..., examples], "mean_tvd": [...], "mean_jsd": [...]}``
+      as float numpy arrays; JSD is :func:`smat.simplex.jsd` (natural log, at most ln 2).
+    """
+
+    def positive(p, attn):
+        p = jnp.asarray(p, jnp.float32)
+        return p[..., 0] if p.ndim == jnp.ndim(attn) and p.shape[-1] == 1 else p
+
+    tvd = binary_tvd(positive(probs, attention), positive(base_probs, base_attention), legacy_half_tvd=legacy_half_tvd)
+    jsd = simplex.jsd(jnp.asarray(attention, jnp.float32), jnp.asarray(base_attention, jnp.float32), mask)
+    tvd, jsd = np.asarray(tvd), np.asarray(jsd)
+    return {"tvd": tvd, "jsd": jsd, "mean_tvd": tvd.mean(-1), "mean_jsd": jsd.mean(-1)}
+
+
+def select_adversary(f1: Sequence[float], mean_jsd: Sequence[float], *, min_jsd: float = WP_MIN_JSD) -> int | None:
+    """Table 4's rule: the setting with the highest F1 among those whose mean JSD exceeds ``min_jsd``.
+
+    Args:
+      f1: positive-class F1 per lambda setting.
+      mean_jsd: mean JSD to the base attention per setting (same order).
+      min_jsd: the strict lower bound on the mean JSD (0.4 in the paper).
+
+    Returns:
+      The index of the chosen setting (the first on ties), or None when no setting qualifies.
+
+    Example:
+      >>> select_adversary([0.80, 0.78, 0.70], [0.10, 0.45, 0.69])
+      1
+    """
+    f1, mean_jsd = np.asarray(f1, np.float64), np.asarray(mean_jsd, np.float64)
+    if f1.shape != mean_jsd.shape:
+        raise ValueError(f"f1 has shape {f1.shape}, mean_jsd {mean_jsd.shape}")
+    allowed = mean_jsd > min_jsd
+    if not allowed.any():
+        return None
+    return int(np.argmax(np.where(allowed, f1, -np.inf)))

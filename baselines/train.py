@@ -173,15 +173,9 @@ def _buckets(arrays, step: int) -> tuple[int, ...]:
     return bucket_lengths(arrays["input_ids"].shape[1], step=step, minimum=step)
 
 
-def predict(model: Model, params, arrays: Mapping[str, np.ndarray], *, batch_size: int = 64,
-            bucket_step: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Outputs and attention of every seed's model on a split.
-
-    Returns:
-      ``(outputs, attention)``: [seeds, examples, classes] (probabilities: sigmoid for one
-      logit, softmax otherwise) and [seeds, examples, seq] at the split's full width.
-    """
-    fields = {k: v for k, v in arrays.items() if k in SEQ_KEYS}
+@functools.lru_cache(maxsize=16)
+def _predictor(model: Model):
+    """Jitted outputs and attention of every seed's model on one batch (compiled once per model and shape)."""
 
     @jax.jit
     def run(params, batch):
@@ -191,6 +185,20 @@ def predict(model: Model, params, arrays: Mapping[str, np.ndarray], *, batch_siz
             return probs, aux["attention"]
 
         return jax.vmap(one)(params)
+
+    return run
+
+
+def predict(model: Model, params, arrays: Mapping[str, np.ndarray], *, batch_size: int = 64,
+            bucket_step: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs and attention of every seed's model on a split.
+
+    Returns:
+      ``(outputs, attention)``: [seeds, examples, classes] (probabilities: sigmoid for one
+      logit, softmax otherwise) and [seeds, examples, seq] at the split's full width.
+    """
+    fields = {k: v for k, v in arrays.items() if k in SEQ_KEYS}
+    run = _predictor(model)
 
     n, width = arrays["input_ids"].shape
     seeds = jax.tree.leaves(params)[0].shape[0]
