@@ -39,6 +39,10 @@ def test_sst_smoke_writes_table2_figures_and_resumes(tmp_path, shared_data, monk
     saved = json.loads((out / "aggregate.json").read_text())
     assert 0.0 <= saved["table2"]["base"] <= 1.0 and len(saved["seeds"]["f1"]) == len(cfg.seeds)
     assert 0.0 <= saved["jw_adversary"]["mean_max_jsd_within"] <= np.log(2) + 1e-6
+    assert set(saved["table3"]) == {"UNIFORM", "TRAINED MLP", "BASE LSTM", "ADVERSARY"}
+    assert set(saved["table5"]) == {"0", "0.001"}  # lambda = 0 runs (the reference rejected it)
+    assert all(0.0 <= v["jsd"] <= np.log(2) + 1e-6 and 0.0 <= v["tvd"] <= 0.5 for v in saved["table5"].values())
+    assert "| Guide | ours | paper |" in table and "| λ | F1 | TVD | JSD |" in table
     for path in summary["figures"]:
         assert (tmp_path.parent / path).exists() or __import__("pathlib").Path(path).exists()
 

@@ -30,7 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from baselines.adversary import jw_adversary, permutation_test
+from baselines.adversary import (adversary_data, adversary_summary, consistent_adversary_loss, jw_adversary,
+                                 permutation_test, select_adversary)
+from baselines.guided import GuidedMLPConfig, guide_data, guided_mlp
 from baselines.models import BiLSTMConfig, bilstm_classifier
 from baselines.train import SEQ_KEYS, encode_split, predict, train
 from experiments.smat import report
@@ -104,8 +106,12 @@ def load_splits(cfg: WPConfig) -> tuple[dict[str, tuple[list[str], np.ndarray]],
         splits = {s: ([t for t, p in zip(texts, split_of) if p == s], labels[np.asarray(split_of) == s])
                   for s in ("train", "dev", "test")}
         min_df = 1
-    if cfg.max_examples:
-        splits = {s: (t[:cfg.max_examples], y[:cfg.max_examples]) for s, (t, y) in splits.items()}
+    if cfg.max_examples:  # a seeded sample of each split (files may be sorted by label)
+        def sample(texts, labels):
+            keep = np.sort(np.random.default_rng(0).permutation(len(texts))[:cfg.max_examples])
+            return [texts[i] for i in keep], labels[keep]
+
+        splits = {s: sample(t, y) for s, (t, y) in splits.items()}
     return splits, min_df, notes
 
 
@@ -115,7 +121,7 @@ def _vectors(cfg: WPConfig):
     return load_vectors(cfg.vectors), cfg.vectors
 
 
-def _fit(out: Path, name: str, model, data, cfg: WPConfig, seeds, embeddings, progress) -> tuple[dict, object]:
+def _fit(out: Path, name: str, model, data, train_config, seeds, embeddings, progress, loss=None) -> tuple[dict, object]:
     """Trains (or loads) one model group; returns its record and the selected params (seeds first)."""
     record_path, params_path = out / "runs" / f"{name}.json", out / "models" / f"{name}.npz"
     like = jax.vmap(lambda k: model.init(k, embeddings))(jnp.stack([jax.random.key(s) for s in seeds]))
@@ -123,11 +129,11 @@ def _fit(out: Path, name: str, model, data, cfg: WPConfig, seeds, embeddings, pr
         params, _ = checkpoints.load(params_path, like)
         return json.loads(record_path.read_text()), params
     t0 = time.perf_counter()
-    result = train(model, data, cfg.train, seeds=seeds, embeddings=embeddings, progress=progress,
+    result = train(model, data, train_config, seeds=seeds, embeddings=embeddings, progress=progress, loss=loss,
                    checkpoint=out / "checkpoints" / f"{name}.npz")
     checkpoints.save(params_path, result.params)
     record = {"name": name, "seeds": list(seeds), "best_epoch": result.best_epoch, "metrics": result.metrics,
-              "history": result.history, "seconds": time.perf_counter() - t0, "select_on": cfg.train.select_on}
+              "history": result.history, "seconds": time.perf_counter() - t0, "train_config": repr(train_config)}
     report.write_json(record_path, record)
     (out / "checkpoints" / f"{name}.npz").unlink(missing_ok=True)
     return json.loads(record_path.read_text()), result.params
@@ -184,6 +190,42 @@ def violins(values: np.ndarray, max_attention: np.ndarray, classes: np.ndarray, 
     return path
 
 
+def tradeoff_plot(seed_jsd, seed_tvd, uniform_point, curve, lambdas, jw_jsd, classes, *, adv_classes, path: Path,
+                  title: str) -> Path:
+    """Figures 5 and 6: mean TVD of outputs vs mean JSD of attention from the base model, for the
+    seeds (triangles), the uniform model, the adversary's lambda curve and J&W's adversary (its
+    mean max JSD within |Δp| <= 0.05, a dashed line: its TVD is bounded by the selection), overall
+    and per predicted class of the base model."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11.0, 3.6), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    for ax, (label, keep, adv_keep) in zip(axes, [("all", np.ones_like(classes, bool), np.ones_like(adv_classes, bool)),
+                                                   ("predicted 0", classes == 0, adv_classes == 0),
+                                                   ("predicted 1", classes == 1, adv_classes == 1)]):
+        if not keep.any():
+            continue
+        ax.scatter(seed_jsd[:, keep].mean(1), seed_tvd[:, keep].mean(1), marker="^", color="tab:green", label="seeds")
+        ax.scatter([uniform_point[0][keep].mean()], [uniform_point[1][keep].mean()], marker="s", color="tab:gray",
+                   label="uniform")
+        xs = [j[keep].mean() for j, _ in curve]
+        ys = [t[keep].mean() for _, t in curve]
+        ax.plot(xs, ys, ":o", color="tab:red", markersize=3, label="adversary (λ)")
+        for x, y, lam in zip(xs, ys, lambdas):
+            ax.annotate(f"{lam:g}", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        if adv_keep.any():
+            ax.axvline(jw_jsd[adv_keep].mean(), linestyle="--", color="tab:purple", label="J&W adversary")
+        ax.set_xlim(-0.02, np.log(2) + 0.02)
+        ax.set_xlabel("mean JSD of attention to the base model")
+        ax.set_title(label, fontsize=9)
+    axes[0].set_ylabel("mean TVD of outputs (half |Δp|)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: Figures 5 (all) and 6 (by class)", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
     started = time.perf_counter()
     out = out_root / cfg.name
@@ -203,9 +245,10 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
     uniform = bilstm_classifier(dataclasses.replace(arch, attention="uniform"))
 
     runs = {}
-    runs["base"], base_params = _fit(out, "base", additive, data, cfg, (cfg.base_seed,), embeddings, progress)
-    runs["uniform"], _ = _fit(out, "uniform", uniform, data, cfg, (cfg.base_seed,), embeddings, progress)
-    runs["seeds"], seed_params = _fit(out, "seeds", additive, data, cfg, cfg.seeds, embeddings, progress)
+    runs["base"], base_params = _fit(out, "base", additive, data, cfg.train, (cfg.base_seed,), embeddings, progress)
+    runs["uniform"], uniform_params = _fit(out, "uniform", uniform, data, cfg.train, (cfg.base_seed,), embeddings,
+                                           progress)
+    runs["seeds"], seed_params = _fit(out, "seeds", additive, data, cfg.train, cfg.seeds, embeddings, progress)
 
     test = data["test"]
     base_probs, base_attn = predict(additive, base_params, test)
@@ -236,6 +279,46 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
                            out / "permutation_output_diff.png", ylabel="median |Δp| over permutations",
                            title=f"{cfg.name}: random attention permutations"))
 
+    # Tables 4-5: the model-consistent adversary, one model per lambda, each started from the base
+    # model's initialisation (seed) and trained against its test-time outputs and attention.
+    base_out = {split: predict(additive, base_params, data[split]) for split in data}
+    adv_data = adversary_data(data, {k: v[0][0] for k, v in base_out.items()}, {k: v[1][0] for k, v in base_out.items()})
+    adv_train = dataclasses.replace(cfg.train, select_metric="loss", epochs=cfg.adversary_epochs)
+    table5, adversary_attention, curve = {}, None, []
+    for lam in cfg.lambda_grid():
+        record, params = _fit(out, f"adversary-lambda{lam:g}", additive, adv_data, adv_train, (cfg.base_seed,),
+                              embeddings, progress, loss=consistent_adversary_loss(lam))
+        probs, attn = predict(additive, params, test)
+        summary_lam = adversary_summary(probs[0, :, 0], attn[0], base_probs[0, :, 0], base_attn[0], mask)
+        table5[lam] = {"f1": record["metrics"]["test"]["f1"][0], "tvd": float(summary_lam["mean_tvd"]),
+                       "jsd": float(summary_lam["mean_jsd"])}
+        curve.append((np.asarray(summary_lam["jsd"]), np.asarray(summary_lam["tvd"])))
+        if lam == cfg.mlp_lambda:
+            adversary_attention = {split: predict(additive, params, data[split])[1][0] for split in data}
+    lams = list(table5)
+    best = select_adversary([table5[l]["f1"] for l in lams], [table5[l]["jsd"] for l in lams])
+
+    # Table 3: the diagnostic MLP with each guide, imposed at train and test time.
+    guides = {"UNIFORM": ("uniform", None), "TRAINED MLP": ("trained", None),
+              "BASE LSTM": ("imposed", {split: v[1][0] for split, v in base_out.items()}),
+              "ADVERSARY": ("imposed", adversary_attention)}
+    table3 = {}
+    for row, (kind, guide) in guides.items():
+        if kind == "imposed" and guide is None:
+            notes.append(f"Table 3 {row}: no adversary with lambda {cfg.mlp_lambda} in the grid; row skipped")
+            continue
+        mlp = guided_mlp(GuidedMLPConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1], guide=kind))
+        record, _ = _fit(out, f"mlp-{row.lower().replace(' ', '-')}", mlp, guide_data(data, guide) if guide else data,
+                         cfg.train, (cfg.base_seed,), embeddings, progress)
+        table3[row] = record["metrics"]["test"]["f1"][0]
+
+    # Figures 5 and 6: TVD vs JSD from the base model, overall and by the base model's predicted class.
+    uniform_probs, uniform_attn = predict(uniform, uniform_params, test)
+    uniform_point = (np.asarray(simplex.jsd(jnp.asarray(uniform_attn[0]), jnp.asarray(base_attn[0]), jnp.asarray(mask))),
+                     0.5 * np.abs(uniform_probs[0, :, 0] - base_probs[0, :, 0]))
+    figures.append(tradeoff_plot(jsd, tvd, uniform_point, curve, lams, adv["max_jsd_within"], base_class,
+                                 adv_classes=adv["base_class"], path=out / "tvd_jsd_tradeoff.png", title=cfg.name))
+
     dataset = cfg.dataset if cfg.dataset in PAPER["table2"] else None
     paper = PAPER["table2"].get(dataset, {})
     f1 = {name: runs[name]["metrics"]["test"]["f1"] for name in ("base", "uniform")}
@@ -251,6 +334,17 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
              f"{np.median(jsd.max(0)):.3f}; mean TVD (half |Δp|) {tvd.mean():.4f}.",
              f"J&W adversary on {k} test instances: mean max JSD within |Δp| ≤ {cfg.adversary.select_epsilon} "
              f"{adv['max_jsd_within'].mean():.3f}; random permutations: median |Δp| {np.median(perm['median_output_diff']):.4f}."]
+    paper3 = PAPER["table3"].get(dataset, {})
+    lines += ["", "Table 3 (guided MLP, positive-class F1 on test):", "", "| Guide | ours | paper |", "|---|:-:|:-:|"]
+    lines += [f"| {row} | {f:.3f} | {paper3.get(row, '–')} |" for row, f in table3.items()]
+    lines += ["", f"Tables 4-5 (model-consistent adversary, {cfg.adversary_epochs} epochs, test set; TVD = half |Δp| "
+              "as the reference, JSD of attention to the base model's):", "",
+              "| λ | F1 | TVD | JSD |", "|---:|:-:|:-:|:-:|"]
+    lines += [f"| {lam:g} | {v['f1']:.3f} | {v['tvd']:.3f} | {v['jsd']:.3f} |" for lam, v in table5.items()]
+    lines.append("")
+    lines.append(f"Table 4 rule (highest F1 with mean JSD > 0.4): " + (
+        f"λ = {lams[best]:g}, F1 {table5[lams[best]]['f1']:.3f}, TVD {table5[lams[best]]['tvd']:.3f}, "
+        f"JSD {table5[lams[best]]['jsd']:.3f}" if best is not None else "no λ reaches mean JSD > 0.4"))
     summary = {"experiment": cfg.name, "date": datetime.date.today().isoformat(), "machine": machine_name(),
                "command": " ".join(sys.argv), "jax": jax.__version__, "config": repr(cfg), "notes": notes,
                "table2": {"base": f1["base"][0], "uniform": f1["uniform"][0], "paper": paper},
@@ -258,6 +352,8 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
                          "jsd_max_over_seeds": float(np.median(jsd.max(0))), "mean_tvd": float(tvd.mean())},
                "jw_adversary": {"examples": k, "mean_max_jsd_within": float(adv["max_jsd_within"].mean())},
                "permutations": {"median_output_diff": float(np.median(perm["median_output_diff"]))},
+               "table3": table3, "table5": {f"{lam:g}": v for lam, v in table5.items()},
+               "table4": None if best is None else {"lambda": lams[best], **table5[lams[best]]},
                "runs": {n: {"metrics": r["metrics"], "best_epoch": r["best_epoch"], "seconds": r["seconds"]}
                         for n, r in runs.items()},
                "seconds_this_invocation": time.perf_counter() - started, "figures": [str(f) for f in figures]}
