@@ -20,9 +20,6 @@ labelled data (marked *, as in the paper: they use the human labels).
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import sys
 import time
 from pathlib import Path
 
@@ -32,10 +29,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import smat
+from experiments.common import finish, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import (PAPER_PLAUSIBILITY, PLAUSIBILITY_ROWS, PlausibilityConfig, get_config,
                                       get_plausibility_config)
-from experiments.smat.run import machine_name, prepare_task, run_one
+from experiments.smat.run import prepare_task, run_one
 from smat import explainers
 from smat.data.align import rationale_word_mask
 from smat.data.batching import iterate_batches
@@ -267,28 +265,14 @@ def run_plausibility(cfg: PlausibilityConfig, out_root: Path = Path("results"), 
                                    label="mean ROC-AUC"),
                report.head_heatmap(learned.reshape(layers, heads), out / "learned_coefficients.png",
                                    title=f"learned head coefficients (seed {median['seed']}, N = {cfg.n})")]
-    summary = {"experiment": cfg.name, "date": datetime.date.today().isoformat(), "machine": machine_name(),
-               "command": " ".join(sys.argv), "jax": jax.__version__, "config": repr(cfg), "notes": notes,
-               "table": table, "counts": counts, "best": best, "median_run": {"seed": median["seed"], "n": cfg.n},
-               "seconds_this_invocation": time.perf_counter() - started, "figures": [str(f) for f in figures]}
-    report.write_json(out / "aggregate.json", summary)
-    lines += ["", f"Run {summary['date']} on {summary['machine']} (jax {jax.__version__}) with "
-              f"`{summary['command']}`.", ""] + [f"- {n}" for n in notes] + ["", f"Config: `{cfg!r}`"]
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    return summary
+    return write_report(out, cfg, lines, notes, {"table": table, "counts": counts, "best": best,
+                                                 "median_run": {"seed": median["seed"], "n": cfg.n}},
+                        started=started, figures=figures)
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("table", help="movies | mlqe, optionally :cpu or :smoke")
-    parser.add_argument("--out", type=Path, default=Path("results"))
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    summary = run_plausibility(get_plausibility_config(args.table), args.out, progress=not args.quiet)
-    print((args.out / summary["experiment"] / "table.md").read_text())
-    for path in summary["figures"]:
-        print(f"figure: {path}")
-    return summary
+    args = parser(__doc__, "table", "movies | mlqe, optionally :cpu or :smoke").parse_args(argv)
+    return finish(args.out, run_plausibility(get_plausibility_config(args.table), args.out, progress=not args.quiet))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,8 @@ explanation figures. Killed runs resume; finished runs are never repeated.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime
 import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -26,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import smat
+from experiments.common import finish, machine_name, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import PAPER, ROWS, ExperimentConfig, get_config
 from smat import explainers
@@ -34,7 +30,7 @@ from smat.data.sources import DataUnavailableError
 from smat.models import HubUnavailableError, build, load_pretrained
 from smat.teacher import encoder_teacher, fit_teacher, with_classification_head
 
-__all__ = ["Task", "prepare_task", "run_one", "machine_name", "run_experiment", "main"]
+__all__ = ["Task", "prepare_task", "run_one", "run_experiment", "main"]
 
 
 class Task(NamedTuple):
@@ -335,14 +331,6 @@ def _figures(cfg: ExperimentConfig, task: Task, runs: list[dict], out: Path) -> 
     return paths
 
 
-def machine_name() -> str:
-    """The device the run used, in words (for reports)."""
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-    return device.device_kind
-
-
 def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
     """Runs (or resumes) every row x N x seed of ``cfg`` and writes the report; returns the aggregate."""
     out = out_root / cfg.name
@@ -358,7 +346,6 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
     agg = report.aggregate([{**r, "n": r["column"]} for r in runs], "test_simulability")
     columns = list(cfg.normalizers) if by_normalizer else list(cfg.sizes)
     regression = cfg.task == "mlqe"
-    machine = machine_name()
     unit = "Pearson r" if regression else "%"
     title = (f"{cfg.name}: student simulability on the test split ({unit}), median [q25:q75] over seeds "
              f"{list(cfg.seeds)}" + (f", N = {cfg.sizes[0]}, by head-coefficient normalizer" if by_normalizer else ""))
@@ -369,29 +356,13 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
     if len(cfg.seeds) < 3:
         table += "\nNo IQR marks: fewer than 3 seeds per cell.\n"
     figures = _figures(cfg, task, runs, out)
-    summary = {"experiment": cfg.name, "date": datetime.date.today().isoformat(), "machine": machine,
-               "command": " ".join(sys.argv), "jax": jax.__version__, "notes": task.notes,
-               "config": repr(cfg), "aggregate": agg, "seconds_this_invocation": time.perf_counter() - started,
-               "figures": [str(p) for p in figures]}
-    report.write_json(out / "aggregate.json", summary)
-    lines = [table, "", f"Run {summary['date']} on {machine} (jax {jax.__version__}) with `{summary['command']}`.", ""]
-    lines += [f"- {note}" for note in task.notes]
-    lines += ["", f"Config: `{cfg!r}`"]
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    return summary
+    return write_report(out, cfg, [table], task.notes, {"aggregate": agg}, started=started, figures=figures)
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", help="images | imdb, optionally :cpu, :demo or :smoke")
-    parser.add_argument("--out", type=Path, default=Path("results"))
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    summary = run_experiment(get_config(args.experiment), args.out, progress=not args.quiet)
-    print((args.out / summary["experiment"] / "table.md").read_text())
-    for path in summary["figures"]:
-        print(f"figure: {path}")
-    return summary
+    args = parser(__doc__, "experiment", "images | imdb | mlqe | normalizers, optionally :cpu, :demo or :smoke"
+                  ).parse_args(argv)
+    return finish(args.out, run_experiment(get_config(args.experiment), args.out, progress=not args.quiet))
 
 
 if __name__ == "__main__":

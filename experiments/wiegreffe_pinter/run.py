@@ -16,12 +16,9 @@ Pipeline (every trained model checkpointed; finished models are loaded, not retr
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -36,7 +33,7 @@ from baselines.guided import GuidedMLPConfig, guide_data, guided_mlp
 from baselines.models import BiLSTMConfig, bilstm_classifier
 from baselines.train import SEQ_KEYS, encode_split, predict, train
 from experiments.smat import report
-from experiments.smat.run import machine_name
+from experiments.common import finish, parser, write_report
 from experiments.wiegreffe_pinter.configs import PAPER, WPConfig, get_config
 from smat import checkpoints, simplex
 from smat.data.batching import iterate_batches
@@ -345,38 +342,26 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
     lines.append(f"Table 4 rule (highest F1 with mean JSD > 0.4): " + (
         f"λ = {lams[best]:g}, F1 {table5[lams[best]]['f1']:.3f}, TVD {table5[lams[best]]['tvd']:.3f}, "
         f"JSD {table5[lams[best]]['jsd']:.3f}" if best is not None else "no λ reaches mean JSD > 0.4"))
-    summary = {"experiment": cfg.name, "date": datetime.date.today().isoformat(), "machine": machine_name(),
-               "command": " ".join(sys.argv), "jax": jax.__version__, "config": repr(cfg), "notes": notes,
-               "table2": {"base": f1["base"][0], "uniform": f1["uniform"][0], "paper": paper},
-               "seeds": {"f1": seed_f1, "jsd_median_over_seeds": float(np.median(np.median(jsd, 0))),
-                         "jsd_max_over_seeds": float(np.median(jsd.max(0))), "mean_tvd": float(tvd.mean())},
-               "jw_adversary": {"examples": k, "mean_max_jsd_within": float(adv["max_jsd_within"].mean())},
-               "permutations": {"median_output_diff": float(np.median(perm["median_output_diff"]))},
-               "table3": table3, "table5": {f"{lam:g}": v for lam, v in table5.items()},
-               "table4": None if best is None else {"lambda": lams[best], **table5[lams[best]]},
-               "runs": {n: {"metrics": r["metrics"], "best_epoch": r["best_epoch"], "seconds": r["seconds"]}
-                        for n, r in runs.items()},
-               "seconds_this_invocation": time.perf_counter() - started, "figures": [str(f) for f in figures]}
-    report.write_json(out / "aggregate.json", summary)
-    lines += ["", f"Run {summary['date']} on {summary['machine']} (jax {jax.__version__}) with "
-              f"`{summary['command']}`.", ""] + [f"- {n}" for n in notes] + ["", f"Config: `{cfg!r}`"]
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    return summary
+    fields = {
+        "table2": {"base": f1["base"][0], "uniform": f1["uniform"][0], "paper": paper},
+        "seeds": {"f1": seed_f1, "jsd_median_over_seeds": float(np.median(np.median(jsd, 0))),
+                  "jsd_max_over_seeds": float(np.median(jsd.max(0))), "mean_tvd": float(tvd.mean())},
+        "jw_adversary": {"examples": k, "mean_max_jsd_within": float(adv["max_jsd_within"].mean())},
+        "permutations": {"median_output_diff": float(np.median(perm["median_output_diff"]))},
+        "table3": table3, "table5": {f"{lam:g}": v for lam, v in table5.items()},
+        "table4": None if best is None else {"lambda": lams[best], **table5[lams[best]]},
+        "runs": {n: {"metrics": r["metrics"], "best_epoch": r["best_epoch"], "seconds": r["seconds"]}
+                 for n, r in runs.items()},
+    }
+    return write_report(out, cfg, lines, notes, fields, started=started, figures=figures)
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", help="sst | imdb | path/to/data.csv, optionally :smoke")
-    parser.add_argument("--select-on", choices=("dev", "test"), default="dev",
-                        help="model selection split (test = the paper's protocol)")
-    parser.add_argument("--out", type=Path, default=Path("results"))
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    summary = run(get_config(args.dataset, select_on=args.select_on), args.out, progress=not args.quiet)
-    print((args.out / summary["experiment"] / "table.md").read_text())
-    for path in summary["figures"]:
-        print(f"figure: {path}")
-    return summary
+    p = parser(__doc__, "dataset", "sst | imdb | path/to/data.csv, optionally :cpu or :smoke")
+    p.add_argument("--select-on", choices=("dev", "test"), default="dev",
+                   help="model selection split (test = the paper's protocol)")
+    args = p.parse_args(argv)
+    return finish(args.out, run(get_config(args.dataset, select_on=args.select_on), args.out, progress=not args.quiet))
 
 
 if __name__ == "__main__":
