@@ -16,7 +16,7 @@ export SMAT_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo test test-slow bench bench-meta smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility wiegreffe-pinter clean
+.PHONY: help install install-test demo test test-slow bench bench-meta bench-seeds smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility wiegreffe-pinter clean
 SMAT_RUN := $(PY) -m experiments.smat.run
 SMAT_PLAUSIBILITY := $(PY) -m experiments.smat.plausibility
 
@@ -91,6 +91,9 @@ bench: install-test  ## encoder forward throughput, ours vs PyTorch transformers
 
 bench-meta: install  ## time per SMaT meta step, exact vs jvp (MiniLM size)
 	$(PY) experiments/benchmarks/meta_step.py
+
+bench-seeds: install  ## W&P's 8 seeds in one vmapped step vs one at a time (SST, time per epoch)
+	$(PY) -m experiments.benchmarks.seeds_vmap
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis

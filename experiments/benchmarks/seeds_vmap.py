@@ -1,6 +1,6 @@
 """W&P's 8 variance seeds trained in one vmapped step vs one seed at a time: time per epoch.
 
-``python experiments/benchmarks/seeds_vmap.py [--seeds 8] [--epochs 1]`` on the real SST
+``python -m experiments.benchmarks.seeds_vmap [--seeds 8] [--epochs 1]`` (``make bench-seeds``) on the real SST
 train split (Jain & Wallace's file, GloVe 50d, the base BiLSTM + attention, batch 32).
 Both modes run the same jitted step from :func:`baselines.train.step_functions` on the
 same batches; compilation is excluded (a warm-up epoch first). Prints a table.
