@@ -48,6 +48,7 @@ class WPConfig:
       adversary_epochs: its epochs (the paper: 80 for SST, 40 otherwise); selection on the
         lowest adversary loss on the ``train.select_on`` split (the paper: test loss for SST).
       mlp_lambda: the adversary whose attention guides Table 3's ADVERSARY row (0.001).
+      mlp_seeds: seeds of each guided MLP (one vmapped run per guide; the paper: one run).
     """
 
     name: str
@@ -63,6 +64,7 @@ class WPConfig:
     lambdas: tuple[float, ...] | None = None
     adversary_epochs: int = 40
     mlp_lambda: float = 1e-3
+    mlp_seeds: tuple[int, ...] = (10,)
 
     def lambda_grid(self) -> tuple[float, ...]:
         if self.lambdas is not None:
@@ -89,7 +91,8 @@ def get_config(arg: str = "sst", *, select_on: str | None = None) -> WPConfig:
     cfg = WPConfig(name=f"wiegreffe-pinter-{stem}" + ("-test-selected" if train.select_on == "test" else ""),
                    dataset=dataset, train=train, adversary_epochs=80 if dataset == "sst" else 40)
     if variant == "cpu":
-        return dataclasses.replace(cfg, name=cfg.name + "-cpu", lambdas=CPU_LAMBDAS, adversary_epochs=8)
+        return dataclasses.replace(cfg, name=cfg.name + "-cpu", lambdas=CPU_LAMBDAS, adversary_epochs=8,
+                                   mlp_seeds=(cfg.base_seed, *SEEDS))
     if variant == "smoke":
         return dataclasses.replace(cfg, name=cfg.name + "-smoke", max_examples=96, seeds=SEEDS[:2],
                                    train=dataclasses.replace(train, epochs=2),
