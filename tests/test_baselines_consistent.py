@@ -8,8 +8,8 @@ import pytest
 from baselines import adversary
 from baselines.guided import GuidedMLPConfig, guided_mlp
 from baselines.models import BiLSTMConfig, Model, bilstm_classifier
-from baselines.train import TrainConfig, encode_split, predict, train
-from smat.data.vocab import build_vocabulary
+from baselines.train import TrainConfig, predict, train
+from toy_text import toy_splits
 
 LENGTHS = (9, 8, 6, 4, 3, 7)  # <SOS> + content + <EOS>
 SEQ = 10
@@ -112,24 +112,9 @@ def _np(x):
     return np.asarray(x, np.float64)
 
 
-def _toy_data(rng, n, vocab_words):
-    texts, labels = [], []
-    for _ in range(n):
-        label = int(rng.integers(0, 2))
-        length = int(rng.integers(2, 9))
-        words = rng.choice(vocab_words[:6] if label else vocab_words[6:], length)
-        texts.append(" ".join(words))
-        labels.append(label)
-    return texts, np.asarray(labels)
-
-
 @pytest.fixture(scope="module")
 def toy():
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(12)]
-    splits = {s: _toy_data(rng, n, words) for s, n in (("train", 192), ("dev", 16), ("test", 48))}
-    vocab = build_vocabulary(splits["train"][0])
-    data = {s: encode_split(vocab, t, y) for s, (t, y) in splits.items()}
+    data, vocab = toy_splits({"train": 192, "dev": 16, "test": 48})
     return data, len(vocab)
 
 

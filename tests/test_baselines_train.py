@@ -9,27 +9,12 @@ from sklearn.metrics import f1_score, roc_auc_score
 from baselines.models import BiLSTMConfig, bilstm_classifier
 from baselines.train import TrainConfig, binary_metrics, classification_loss, encode_split, optimizer, train
 from smat.data.vocab import build_vocabulary
-
-
-def _toy_data(rng, n, vocab_words):
-    texts, labels = [], []
-    for _ in range(n):
-        label = int(rng.integers(0, 2))
-        length = int(rng.integers(2, 9))
-        # the label shows in the words, so training has something to learn
-        words = rng.choice(vocab_words[:6] if label else vocab_words[6:], length)
-        texts.append(" ".join(words))
-        labels.append(label)
-    return texts, np.asarray(labels)
+from toy_text import toy_splits
 
 
 @pytest.fixture(scope="module")
 def toy():
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(12)]
-    splits = {s: _toy_data(rng, n, words) for s, n in (("train", 70), ("dev", 24), ("test", 24))}
-    vocab = build_vocabulary(splits["train"][0])
-    data = {s: encode_split(vocab, t, y) for s, (t, y) in splits.items()}
+    data, vocab = toy_splits({"train": 70, "dev": 24, "test": 24})
     config = BiLSTMConfig(vocab_size=len(vocab), embedding_dim=6, hidden_size=5, attention_hidden=4)
     return data, config
 
