@@ -23,7 +23,7 @@ import optax
 from tqdm.auto import tqdm
 
 from smat import checkpoints
-from smat.data.batching import device_batches, example_lengths, iterate_batches
+from smat.data.batching import device_batches, example_lengths, map_batches
 from smat.explainers import Explainer, ExplainerInputs
 
 __all__ = ["TeacherOutput", "encoder_teacher", "build_teacher_cache", "with_classification_head",
@@ -123,18 +123,9 @@ def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params
             result[f"explanation/{name}"] = explainer.apply(explainer.init(), expl_inputs)[0]
         return result
 
-    cache: dict[str, np.ndarray] = {}
-    n = len(next(iter(inputs.values())))
-    batches = iterate_batches(inputs, example_lengths(arrays), batch_size, seed=None,
-                              seq_keys=("input_ids", "attention_mask", "token_type_ids"))
-    for batch in tqdm(batches, total=-(-n // batch_size), desc="teacher cache", disable=not progress):
-        index, valid = batch.pop("index"), batch.pop("valid") > 0
-        result = jax.device_get(run({k: jnp.asarray(v) for k, v in batch.items()}))
-        for name, value in result.items():
-            if name not in cache:
-                cache[name] = np.zeros((n, *value.shape[1:]), value.dtype)
-            cache[name][index[valid]] = value[valid]
-    return cache
+    return map_batches(run, inputs, example_lengths(arrays), batch_size,
+                       seq_keys=("input_ids", "attention_mask", "token_type_ids"), desc="teacher cache",
+                       progress=progress)
 
 
 # ------------------------------------------------------------------------ fine-tuning

@@ -238,16 +238,10 @@ def get_config(arg: str = "images") -> ExperimentConfig:
 
 # Table row -> what produces the explanation: a static explainer of the teacher, or head
 # coefficients of the attention explainer ("best" rows: chosen with the human labels).
-PLAUSIBILITY_ROWS = {
-    "Gradient L2": "gradient_l2",
-    "Gradient x Input": "gradient_x_input",
-    "Integrated Gradients": "integrated_gradients",
-    "Attention (all layers)": "attention_all_layers",
-    "Attention (last layer)": "attention_last_layer",
-    "Attention (SMaT)": "attention",
-    "Attention (best layer)*": "best_layer",
-    "Attention (best head)*": "best_head",
-}
+PLAUSIBILITY_ROWS = {row: ROWS[row] for row in ("Gradient L2", "Gradient x Input", "Integrated Gradients",
+                                                  "Attention (all layers)", "Attention (last layer)",
+                                                  "Attention (SMaT)")}
+PLAUSIBILITY_ROWS |= {"Attention (best layer)*": "best_layer", "Attention (best head)*": "best_head"}
 
 _MLQE_COLUMNS = [f"{pair} {side}" for pair in ("en-de", "en-zh", "et-en", "ne-en", "ro-en", "ru-en", "overall")
                  for side in ("src", "tgt")]

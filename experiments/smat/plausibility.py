@@ -26,7 +26,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 import smat
 from experiments.common import finish, parser, write_report
@@ -36,7 +35,7 @@ from experiments.smat.configs import (PAPER_PLAUSIBILITY, PLAUSIBILITY_ROWS, Pla
 from experiments.smat.run import prepare_task, run_one
 from smat import explainers
 from smat.data.align import rationale_word_mask
-from smat.data.batching import iterate_batches
+from smat.data.batching import map_batches
 from smat.data.cache import save_arrays_atomic
 from smat.data.tokenization import encode_texts
 from smat.plausibility import candidate_explanations, mean_auc, roc_auc, sweep_coefficients, word_scores
@@ -130,17 +129,7 @@ def score_explanations(arrays: dict[str, np.ndarray], coeffs: np.ndarray, sides:
             out |= {f"auc_{side}": auc, f"defined_{side}": defined.all(-1), f"words_{side}": present.sum(-1)}
         return out
 
-    n = len(arrays["lengths"])
-    result: dict[str, np.ndarray] = {}
-    batches = iterate_batches(inputs, arrays["lengths"], batch_size, seed=None, seq_keys=())
-    for batch in tqdm(batches, total=-(-n // batch_size), desc="plausibility", disable=not progress):
-        index, valid = batch.pop("index"), batch.pop("valid") > 0
-        values = jax.device_get(score({k: jnp.asarray(v) for k, v in batch.items()}))
-        for name, value in values.items():
-            if name not in result:
-                result[name] = np.zeros((n, *value.shape[1:]), value.dtype)
-            result[name][index[valid]] = value[valid]
-    return result
+    return map_batches(score, inputs, arrays["lengths"], batch_size, desc="plausibility", progress=progress)
 
 
 def _cell(value: float) -> str:

@@ -25,7 +25,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from baselines.adversary import (adversary_data, adversary_summary, consistent_adversary_loss, jw_adversary,
                                  permutation_test, select_adversary)
@@ -36,7 +35,7 @@ from experiments.smat import report
 from experiments.common import finish, parser, write_report
 from experiments.wiegreffe_pinter.configs import PAPER, WPConfig, get_config
 from smat import checkpoints, simplex
-from smat.data.batching import iterate_batches
+from smat.data.batching import map_batches
 from smat.data.vocab import MIN_DF, build_vocabulary
 from smat.data.vectors import embedding_matrix, glove_6b_50d, load_vectors
 
@@ -136,22 +135,11 @@ def _fit(out: Path, name: str, model, data, train_config, seeds, embeddings, pro
     return json.loads(record_path.read_text()), result.params
 
 
-def _batches(arrays, batch_size):
-    fields = {k: v for k, v in arrays.items() if k in SEQ_KEYS}
-    for batch in iterate_batches(fields, arrays["lengths"], batch_size, seed=None, seq_keys=SEQ_KEYS):
-        index, valid = batch.pop("index"), batch.pop("valid") > 0
-        yield index[valid], valid, {k: jnp.asarray(v) for k, v in batch.items()}
-
-
 def _per_instance(fn, arrays, keys: tuple[str, ...], batch_size: int, desc: str, progress: bool) -> dict:
     """Runs a batched analysis over a split and gathers the named per-instance [batch] outputs in split order."""
-    n = len(arrays["lengths"])
-    out = {k: np.zeros(n, np.float64) for k in keys}
-    for index, valid, batch in tqdm(list(_batches(arrays, batch_size)), desc=desc, disable=not progress):
-        values = jax.device_get(fn(batch))
-        for k in keys:
-            out[k][index] = np.asarray(values[k])[valid]
-    return out
+    fields = {k: v for k, v in arrays.items() if k in SEQ_KEYS}
+    return map_batches(lambda b: {k: v for k, v in fn(b).items() if k in keys}, fields, arrays["lengths"],
+                       batch_size, seq_keys=SEQ_KEYS, desc=desc, progress=progress)
 
 
 def violins(values: np.ndarray, max_attention: np.ndarray, classes: np.ndarray, path: Path, *, ylabel: str,

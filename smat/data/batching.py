@@ -9,12 +9,13 @@ weight by it) instead of being dropped. Order comes from an explicit seed and ep
 from __future__ import annotations
 
 import functools
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
 
-__all__ = ["bucket_lengths", "batch_indices", "iterate_batches", "example_lengths", "device_batches",
+__all__ = ["bucket_lengths", "batch_indices", "iterate_batches", "example_lengths", "device_batches", "map_batches",
            "normalize_images", "resize_images"]
 
 
@@ -100,6 +101,32 @@ def device_batches(arrays: Mapping[str, np.ndarray], batch_size: int, *, seed: i
     for batch in iterate_batches(fields, example_lengths(arrays), batch_size, seed=seed, epoch=epoch, seq_keys=()):
         batch.pop("index")
         yield {k: jax.numpy.asarray(v) for k, v in batch.items()}
+
+
+def map_batches(fn: Callable[[dict], Mapping[str, jax.Array]], arrays: Mapping[str, np.ndarray], lengths: np.ndarray,
+                batch_size: int, *, seq_keys: Sequence[str] = (), desc: str | None = None,
+                progress: bool = False) -> dict[str, np.ndarray]:
+    """Runs ``fn`` over evaluation batches (length order, padded rows dropped) and gathers its outputs.
+
+    Args:
+      fn: device batch -> ``{name: [batch, ...]}`` (typically jitted).
+      arrays, lengths, batch_size, seq_keys: as :func:`iterate_batches` (one full width).
+      desc, progress: the progress bar.
+
+    Returns:
+      ``{name: [examples, ...]}`` in the order of ``arrays``.
+    """
+    n = len(lengths)
+    out: dict[str, np.ndarray] = {}
+    batches = iterate_batches(arrays, lengths, batch_size, seed=None, seq_keys=seq_keys)
+    for batch in tqdm(batches, total=-(-n // batch_size), desc=desc, disable=not progress):
+        index, valid = batch.pop("index"), batch.pop("valid") > 0
+        result = jax.device_get(fn({k: jax.numpy.asarray(v) for k, v in batch.items()}))
+        for name, value in result.items():
+            if name not in out:
+                out[name] = np.zeros((n, *value.shape[1:]), value.dtype)
+            out[name][index[valid]] = value[valid]
+    return out
 
 
 def normalize_images(images: np.ndarray, mean: float | Sequence[float] = 0.5,
