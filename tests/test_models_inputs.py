@@ -1,5 +1,7 @@
 """Encoder input validation, tracing and gradients: no PyTorch needed."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -110,3 +112,25 @@ def test_init_matches_eval_shape_and_grads_flow_through_embeddings(tiny_text):
 
     grad = jax.grad(f)(emb)
     assert grad.shape == emb.shape and float(jnp.abs(grad).sum()) > 0
+
+
+def test_uniform_attention_weighs_every_real_token_equally():
+    """Neely et al.'s Table 3 ablation: every head of every layer uniform over the real tokens,
+    on the explicit and the fused attention path alike."""
+    config = TextConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=4, intermediate_size=32,
+                        max_position_embeddings=16, uniform_attention=True)
+    encoder = build(config)
+    params = encoder.init(jax.random.key(0))
+    ids = jnp.asarray([[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]], jnp.int32)
+    mask = jnp.asarray([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], jnp.int32)
+    out = encoder.apply(params, ids, mask, output_attentions=True)
+    expected = np.asarray(mask, np.float64) / np.asarray(mask).sum(1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(out.attentions), np.broadcast_to(expected[None, :, None, None, :],
+                                                                           out.attentions.shape), atol=1e-7)
+    fused = encoder.apply(params, ids, mask)
+    real = np.asarray(mask, bool)
+    np.testing.assert_allclose(np.asarray(fused.last_hidden_state)[real], np.asarray(out.last_hidden_state)[real],
+                               atol=1e-5)
+    softmax = build(dataclasses.replace(config, uniform_attention=False)).apply(params, ids, mask,
+                                                                              output_attentions=True)
+    assert not np.allclose(np.asarray(softmax.attentions), np.asarray(out.attentions), atol=1e-3)

@@ -52,6 +52,9 @@ class TextConfig:
       pooler: whether the params carry BERT's pooler (dense + tanh on [CLS]).
       mask_bias: additive bias on padded keys before the attention softmax. The SMaT
         reference used -1e10; any value below about -1e4 gives exactly zero weight.
+      uniform_attention: every head of every layer attends uniformly to the real tokens
+        (the queries are zeroed, so the softmax sees only the padding bias): the ablation of
+        Neely et al. 2022, Table 3. The query weights then receive no gradient.
     """
 
     family: str = "bert"
@@ -73,6 +76,7 @@ class TextConfig:
     head: str | None = None
     pooler: bool = False
     mask_bias: float = -1e10
+    uniform_attention: bool = False
 
     def __post_init__(self):
         if self.family not in TEXT_FAMILIES:

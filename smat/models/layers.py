@@ -116,6 +116,7 @@ def self_attention(
     key=None,
     train: bool = False,
     output_attentions: bool = False,
+    uniform: bool = False,
 ) -> AttentionOutput:
     """Multi-head self-attention that also returns the per-head row-mean scores.
 
@@ -125,6 +126,7 @@ def self_attention(
       key_bias: [batch, seq] additive bias on keys (0 for tokens, a large negative for pads).
       query_weights: [batch, seq] non-negative weights summing to 1 over the valid queries.
       output_attentions: also return the [batch, heads, seq, seq] probabilities and logits.
+      uniform: attend uniformly to the keys that ``key_bias`` leaves open (queries zeroed).
 
     Returns:
       An :class:`AttentionOutput`.
@@ -141,6 +143,8 @@ def self_attention(
         qkv = qkv + jnp.concatenate([params[n]["bias"] for n in names]).astype(x.dtype)
     # [3, batch, heads, seq, head_dim]: batch dims leading, as XLA's dot prefers.
     q, k, v = qkv.reshape(batch, seq, 3, num_heads, head_dim).transpose(2, 0, 3, 1, 4)
+    if uniform:
+        q = jnp.zeros_like(q)
     # s^h_j = mean_i(q_i) . k_j * scale + bias_j: the row mean of the logits, O(seq) not O(seq^2).
     mean_query = jnp.einsum("bhqd,bq->bhd", q, query_weights.astype(q.dtype))
     head_scores = jnp.einsum("bhd,bhkd->bhk", mean_query, k) * scale + key_bias[:, None, :].astype(q.dtype)
@@ -190,6 +194,7 @@ def transformer_block(
     key=None,
     train: bool = False,
     output_attentions: bool = False,
+    uniform_attention: bool = False,
 ) -> tuple[Array, AttentionOutput]:
     """One transformer layer.
 
@@ -202,6 +207,7 @@ def transformer_block(
     attn = self_attention(
         params, attn_in, key_bias, query_weights, num_heads=num_heads,
         dropout_rate=attention_dropout, key=k_attn, train=train, output_attentions=output_attentions,
+        uniform=uniform_attention,
     )
     h = x + dropout(attn.out, hidden_dropout, k_attn_out, train)
     if not pre_norm:

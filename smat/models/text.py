@@ -117,6 +117,7 @@ def text_encoder(config: TextConfig) -> Encoder:
     block_kwargs = dict(
         pre_norm=False, num_heads=c.num_heads, act=c.hidden_act, eps=c.layer_norm_eps,
         hidden_dropout=c.hidden_dropout, attention_dropout=c.attention_dropout,
+        uniform_attention=c.uniform_attention,
     )
     head_dropout = c.hidden_dropout if c.classifier_dropout is None else c.classifier_dropout
 
