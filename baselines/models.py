@@ -50,7 +50,7 @@ from smat import simplex
 
 __all__ = [
     "BiLSTMConfig", "LSTMState", "Model", "additive_attention", "additive_attention_init", "bilstm",
-    "bilstm_init", "bilstm_classifier", "content_mask", "lstm_cell", "lstm_init", "lstm_layer",
+    "bilstm_init", "bilstm_classifier", "content_mask", "flat_pair", "lstm_cell", "lstm_init", "lstm_layer",
     "reverse_index", "uniform_attention",
 ]
 
@@ -462,3 +462,67 @@ def bilstm_classifier(config: BiLSTMConfig) -> Model:
         return head(params, aux["context"], query), aux
 
     return Model(init, apply, embed, decode, config)
+
+
+# ------------------------------------------------------------------ flat pair inputs
+
+
+def _segment(values: Array, start: Array, length: Array) -> Array:
+    """Rows ``values[b, start[b] : start[b] + length[b]]`` left-aligned, zero after, same width."""
+    width = values.shape[1]
+    index = jnp.minimum(start[:, None] + jnp.arange(width)[None, :], width - 1)
+    extra = (1,) * (values.ndim - 2)
+    rows = jnp.take_along_axis(values, index.reshape(*index.shape, *extra), axis=1)
+    keep = (jnp.arange(width)[None, :] < length[:, None]).reshape(*index.shape, *extra)
+    return jnp.where(keep, rows, jnp.zeros((), values.dtype))
+
+
+def flat_pair(model: Model) -> Model:
+    """A pair model (``pair=True``) that reads one flat sequence per example.
+
+    The flat batch is ``{"input_ids", "attention_mask", "segment_ids"}`` [batch, seq]: the
+    premise ``[SOS] p [EOS]`` first (segment 0), then the hypothesis ``[SOS] h [EOS]``
+    (segment 1), then padding (see :func:`baselines.train.encode_pairs`). ``embed`` returns
+    one [batch, seq, dim] array (each token looked up in its own segment's table), and
+    ``apply(embeddings=...)`` splits it again, so attribution methods see one input and rank
+    both sequences in one vector, every token its own feature. ``aux["attention"]`` is laid
+    out on the flat positions: J&W's attention is over the premise (a prefix), so it is zero
+    on the hypothesis. Training, prediction and the adversaries use it like a single-sequence
+    model; the result equals ``model`` on the nested batch.
+    """
+    config = model.config
+    if not config.pair:
+        raise ValueError("flat_pair wraps a pair model (BiLSTMConfig(pair=True))")
+
+    def split(batch, values):
+        real = batch["attention_mask"].astype(bool)
+        first = real & (batch["segment_ids"] == 0)
+        premise_len = first.sum(-1)
+        hypothesis_len = (real & (batch["segment_ids"] == 1)).sum(-1)
+        zero = jnp.zeros_like(premise_len)
+        return (_segment(values, zero, premise_len), _segment(values, premise_len, hypothesis_len),
+                premise_len, hypothesis_len)
+
+    def nested(batch):
+        width = batch["input_ids"].shape[1]
+        premise_ids, hypothesis_ids, premise_len, hypothesis_len = split(batch, batch["input_ids"])
+        positions = jnp.arange(width)[None, :]
+        def part(ids, length):
+            return {"input_ids": ids, "attention_mask": (positions < length[:, None]).astype(jnp.int32)}
+
+        return {"premise": part(premise_ids, premise_len), "hypothesis": part(hypothesis_ids, hypothesis_len)}
+
+    def embed(params, batch):
+        ids = batch["input_ids"]
+        first = (batch["segment_ids"] == 0)[..., None]
+        return jnp.where(first, params["premise"]["embedding"][ids], params["hypothesis"]["embedding"][ids])
+
+    def apply(params, batch, *, key=None, train=False, attention_override=None, embeddings=None):
+        if embeddings is None:
+            embeddings = embed(params, batch)
+        premise_emb, hypothesis_emb, _, _ = split(batch, embeddings)
+        logits, aux = model.apply(params, nested(batch), key=key, train=train, attention_override=attention_override,
+                                  embeddings={"premise": premise_emb, "hypothesis": hypothesis_emb})
+        return logits, aux | {"embeddings": embeddings}
+
+    return Model(model.init, apply, embed, model.decode, config)

@@ -32,11 +32,12 @@ from smat.data.batching import bucket_lengths, iterate_batches
 from smat.data.vocab import Vocabulary
 from smat.plausibility import roc_auc
 
-__all__ = ["TrainConfig", "TrainState", "TrainResult", "encode_split", "optimizer", "classification_loss", "default_loss",
-           "train", "predict", "binary_metrics", "step_functions", "stack_batches"]
+__all__ = ["TrainConfig", "TrainState", "TrainResult", "encode_split", "encode_pairs", "optimizer",
+           "classification_loss", "default_loss", "train", "predict", "binary_metrics", "step_functions",
+           "stack_batches"]
 
 # Per-token fields cut to each batch's width; any other per-example field travels whole.
-SEQ_KEYS = ("input_ids", "attention_mask", "special_mask", "guide", "target_attention")
+SEQ_KEYS = ("input_ids", "attention_mask", "segment_ids", "special_mask", "guide", "target_attention")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,8 @@ class TrainConfig:
       epochs: passes over the train split (8 in both papers).
       select_on: "dev" (J&W, the default here) or "test" (W&P's protocol: model selection on
         the test set, which is what their Table 2 numbers used), or "train".
-      select_metric: "auc" (highest ROC-AUC against the labels) or "loss" (lowest mean
+      select_metric: "auc" (highest ROC-AUC against the labels; binary models), "accuracy"
+        (highest; any number of classes) or "loss" (lowest mean
         training loss on ``select_on``: the W&P adversary, whose target is a model, not labels).
       skip_first_epoch: J&W never kept epoch 0's model.
       bucket_step: sequence widths are multiples of this (one compilation per width).
@@ -68,8 +70,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.select_on not in ("dev", "test", "train"):
             raise ValueError(f"select_on must be 'dev', 'test' or 'train', got {self.select_on!r}")
-        if self.select_metric not in ("auc", "loss"):
-            raise ValueError(f"select_metric must be 'auc' or 'loss', got {self.select_metric!r}")
+        if self.select_metric not in ("auc", "accuracy", "loss"):
+            raise ValueError(f"select_metric must be 'auc', 'accuracy' or 'loss', got {self.select_metric!r}")
 
 
 @jax.tree_util.register_dataclass
@@ -86,7 +88,7 @@ class TrainResult(NamedTuple):
       params: the selected epoch's parameters, stacked over seeds.
       history: per epoch, ``{"epoch", "loss": [S], "<split>/<metric>": [S]}``.
       best_epoch: [S] the selected epoch of each seed.
-      metrics: ``{split: {"auc", "f1", "accuracy"}: [S]}`` at the selected epoch.
+      metrics: ``{split: {"auc", "f1", "accuracy"}: [S]}`` at the selected epoch (multi-class: "accuracy").
       seeds: the seeds, in order.
     """
 
@@ -108,6 +110,23 @@ def encode_split(vocab: Vocabulary, texts: Sequence[str], labels: Sequence[int] 
     mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int32)
     return {"input_ids": input_ids, "attention_mask": mask, "labels": np.asarray(labels, np.int32),
             "lengths": lengths}
+
+
+def encode_pairs(vocab: Vocabulary, premises: Sequence[str], hypotheses: Sequence[str],
+                 labels: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """Pairs as one flat row each, ``[SOS] premise [EOS] [SOS] hypothesis [EOS]``, with
+    ``segment_ids`` (0 premise, 1 hypothesis), masks and labels (:func:`baselines.models.flat_pair`)."""
+    first, second = vocab.encode_batch(premises), vocab.encode_batch(hypotheses)
+    lengths = np.asarray([len(a) + len(b) for a, b in zip(first, second, strict=True)], np.int32)
+    width = int(lengths.max())
+    input_ids = np.zeros((len(lengths), width), np.int32)
+    segment_ids = np.zeros((len(lengths), width), np.int32)
+    for row, (a, b) in enumerate(zip(first, second)):
+        input_ids[row, :len(a) + len(b)] = list(a) + list(b)
+        segment_ids[row, len(a):len(a) + len(b)] = 1
+    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int32)
+    return {"input_ids": input_ids, "attention_mask": mask, "segment_ids": segment_ids,
+            "labels": np.asarray(labels, np.int32), "lengths": lengths}
 
 
 def _decay_mask(params):
@@ -229,7 +248,9 @@ def _evaluate(model, params, data, splits, config, loss_fn=None) -> dict[str, di
     for split in splits:
         probs, _ = predict(model, params, data[split], batch_size=2 * config.batch_size,
                            bucket_step=config.bucket_step)
-        out[split] = binary_metrics(probs[..., -1], data[split]["labels"])
+        labels = data[split]["labels"]
+        out[split] = (binary_metrics(probs[..., -1], labels) if probs.shape[-1] == 1 else
+                      {"accuracy": (probs.argmax(-1) == labels).mean(-1)})
         if loss_fn is not None:
             out[split]["loss"] = _split_loss(loss_fn, params, data[split], config)
     return out
@@ -318,7 +339,7 @@ def train(model: Model, data: Mapping[str, Mapping[str, np.ndarray]], config: Tr
         record = {"epoch": epoch, "loss": np.sum(jax.device_get(losses), axis=0) / len(labels)}
         record |= {f"{split}/{k}": v for split, m in scores.items() for k, v in m.items()}
         history.append(jax.tree.map(lambda x: np.asarray(x).tolist(), record))
-        score = scores[select]["auc"] if config.select_metric == "auc" else -scores[select]["loss"]
+        score = -scores[select]["loss"] if config.select_metric == "loss" else scores[select][config.select_metric]
         improved = score > best_score
         if config.skip_first_epoch and epoch == 0:
             improved[:] = False

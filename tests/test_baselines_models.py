@@ -401,3 +401,39 @@ def test_pair_model_matches_numpy():
 def test_docstring_examples():
     failures, _ = doctest.testmod(models, optionflags=doctest.ELLIPSIS)
     assert failures == 0
+
+
+def test_flat_pair_equals_the_nested_pair_model():
+    """One flat row per pair ([SOS] p [EOS] [SOS] h [EOS] pad) gives the nested model's logits,
+    its attention on the premise positions and zero on the hypothesis; embeddings round-trip."""
+    config = BiLSTMConfig(vocab_size=20, embedding_dim=E, hidden_size=H, attention_hidden=A, num_classes=3, pair=True)
+    nested_model = bilstm_classifier(config)
+    flat = models.flat_pair(nested_model)
+    params = nested_model.init(jax.random.key(4))
+    rng = np.random.default_rng(8)
+    premise, hypothesis = make_batch(rng, 20), make_batch(rng, 20, lengths=(3, 5, 4), seq=5)
+    want, want_aux = nested_model.apply(params, {"premise": premise, "hypothesis": hypothesis})
+    width = SEQ + 5
+    ids = np.zeros((3, width), np.int32)
+    segments = np.zeros((3, width), np.int32)
+    for b, (n, m) in enumerate(zip(LENGTHS, (3, 5, 4))):
+        ids[b, :n + m] = np.concatenate([np.asarray(premise["input_ids"][b, :n]),
+                                         np.asarray(hypothesis["input_ids"][b, :m])])
+        segments[b, n:n + m] = 1
+    lengths = np.asarray(LENGTHS) + np.asarray((3, 5, 4))
+    batch = {"input_ids": jnp.asarray(ids), "segment_ids": jnp.asarray(segments),
+             "attention_mask": jnp.asarray((np.arange(width)[None] < lengths[:, None]).astype(np.int32))}
+    logits, aux = jax.jit(flat.apply)(params, batch)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(want), rtol=1e-6, atol=1e-6)
+    for b, n in enumerate(LENGTHS):
+        np.testing.assert_allclose(np.asarray(aux["attention"][b, :n]), np.asarray(want_aux["attention"][b, :n]),
+                                   atol=1e-7)
+        assert np.all(np.asarray(aux["attention"][b, n:]) == 0.0)
+    emb = flat.embed(params, batch)
+    assert emb.shape == (3, width, E)
+    np.testing.assert_array_equal(np.asarray(emb[0, LENGTHS[0]]),
+                                  np.asarray(params["hypothesis"]["embedding"][ids[0, LENGTHS[0]]]))
+    again, _ = flat.apply(params, batch, embeddings=emb)
+    np.testing.assert_allclose(np.asarray(again), np.asarray(logits), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="pair"):
+        models.flat_pair(bilstm_classifier(BiLSTMConfig(vocab_size=20)))

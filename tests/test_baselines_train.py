@@ -99,3 +99,28 @@ def test_selection_settings_are_validated():
         TrainConfig(select_on="valid")
     with pytest.raises(ValueError, match="select_metric"):
         TrainConfig(select_metric="f1")
+
+
+def test_pair_models_train_on_flat_pairs_and_select_on_accuracy():
+    """Three classes (which of two words is in the hypothesis, or neither) from flat pairs."""
+    from baselines.models import flat_pair
+    from baselines.train import encode_pairs
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        labels = rng.integers(0, 3, n)
+        premises = [" ".join(rng.choice(["a", "b", "c"], 4)) for _ in labels]
+        hypotheses = [" ".join([["x", "y", "z"][y], *rng.choice(["a", "b"], 2)]) for y in labels]
+        return premises, hypotheses, labels
+
+    raw = {s: split(n) for s, n in (("train", 192), ("dev", 48), ("test", 48))}
+    vocab = build_vocabulary(raw["train"][0] + raw["train"][1])
+    data = {s: encode_pairs(vocab, *v) for s, v in raw.items()}
+    assert data["train"]["segment_ids"].max() == 1 and data["train"]["input_ids"].shape[0] == 192
+    model = flat_pair(bilstm_classifier(BiLSTMConfig(vocab_size=len(vocab), embedding_dim=8, hidden_size=8,
+                                                     attention_hidden=8, num_classes=3, pair=True)))
+    result = train(model, data, TrainConfig(lr=1e-2, batch_size=16, epochs=4, select_metric="accuracy"), seeds=(0,),
+                   progress=False)
+    assert set(result.metrics["test"]) == {"accuracy"}
+    assert result.metrics["test"]["accuracy"][0] > 0.9

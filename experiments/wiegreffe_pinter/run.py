@@ -39,7 +39,7 @@ from smat.data.batching import map_batches
 from smat.data.vocab import MIN_DF, build_vocabulary
 from smat.data.vectors import embedding_matrix, glove_6b_50d, load_vectors
 
-__all__ = ["load_splits", "keras_tokens", "run", "main"]
+__all__ = ["load_splits", "keras_tokens", "word_vectors", "fit_models", "run", "main"]
 
 _KERAS_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
 
@@ -111,14 +111,18 @@ def load_splits(cfg: WPConfig) -> tuple[dict[str, tuple[list[str], np.ndarray]],
     return splits, min_df, notes
 
 
-def _vectors(cfg: WPConfig):
-    if cfg.vectors == "glove-6b-50d":
+def word_vectors(name: str):
+    """``(vectors, description)``: GloVe 6B 50d offline for "glove-6b-50d", else a vectors file."""
+    if name == "glove-6b-50d":
         return glove_6b_50d(), "GloVe 6B 50d (the paper: fastText wiki.simple 300d, not installable offline)"
-    return load_vectors(cfg.vectors), cfg.vectors
+    return load_vectors(name), name
 
 
-def _fit(out: Path, name: str, model, data, train_config, seeds, embeddings, progress, loss=None) -> tuple[dict, object]:
-    """Trains (or loads) one model group; returns its record and the selected params (seeds first)."""
+def fit_models(out: Path, name: str, model, data, train_config, seeds, embeddings, progress,
+               loss=None) -> tuple[dict, object]:
+    """Trains (or loads) one model group (all ``seeds`` in one vmapped run, checkpointed per
+    epoch, saved under ``out/models/<name>.npz``); returns its record and the selected params
+    (seeds first)."""
     record_path, params_path = out / "runs" / f"{name}.json", out / "models" / f"{name}.npz"
     like = jax.vmap(lambda k: model.init(k, embeddings))(jnp.stack([jax.random.key(s) for s in seeds]))
     if record_path.exists() and params_path.exists():
@@ -217,7 +221,7 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
     out.mkdir(parents=True, exist_ok=True)
     splits, min_df, notes = load_splits(cfg)
     vocab = build_vocabulary(splits["train"][0], min_df)
-    vectors, vectors_name = _vectors(cfg)
+    vectors, vectors_name = word_vectors(cfg.vectors)
     embeddings, found = embedding_matrix(vocab.words, vectors)
     notes.append(f"vocabulary {len(vocab)} words (min_df {min_df}), {found.mean():.1%} found in {vectors_name}; "
                  "OOV words start at zero vectors (torchtext's default, as the paper's runs)")
@@ -230,10 +234,10 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
     uniform = bilstm_classifier(dataclasses.replace(arch, attention="uniform"))
 
     runs = {}
-    runs["base"], base_params = _fit(out, "base", additive, data, cfg.train, (cfg.base_seed,), embeddings, progress)
-    runs["uniform"], uniform_params = _fit(out, "uniform", uniform, data, cfg.train, (cfg.base_seed,), embeddings,
+    runs["base"], base_params = fit_models(out, "base", additive, data, cfg.train, (cfg.base_seed,), embeddings, progress)
+    runs["uniform"], uniform_params = fit_models(out, "uniform", uniform, data, cfg.train, (cfg.base_seed,), embeddings,
                                            progress)
-    runs["seeds"], seed_params = _fit(out, "seeds", additive, data, cfg.train, cfg.seeds, embeddings, progress)
+    runs["seeds"], seed_params = fit_models(out, "seeds", additive, data, cfg.train, cfg.seeds, embeddings, progress)
 
     test = data["test"]
     base_probs, base_attn = predict(additive, base_params, test)
@@ -271,7 +275,7 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
     adv_train = dataclasses.replace(cfg.train, select_metric="loss", epochs=cfg.adversary_epochs)
     table5, adversary_attention, curve = {}, None, []
     for lam in cfg.lambda_grid():
-        record, params = _fit(out, f"adversary-lambda{lam:g}", additive, adv_data, adv_train, (cfg.base_seed,),
+        record, params = fit_models(out, f"adversary-lambda{lam:g}", additive, adv_data, adv_train, (cfg.base_seed,),
                               embeddings, progress, loss=consistent_adversary_loss(lam))
         probs, attn = predict(additive, params, test)
         summary_lam = adversary_summary(probs[0, :, 0], attn[0], base_probs[0, :, 0], base_attn[0], mask)
@@ -296,7 +300,7 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
         name = f"mlp-{row.lower().replace(' ', '-')}"
         if tuple(cfg.mlp_seeds) != (cfg.base_seed,):
             name += f"-{len(cfg.mlp_seeds)}seeds"
-        record, _ = _fit(out, name, mlp, guide_data(data, guide) if guide else data, cfg.train, cfg.mlp_seeds,
+        record, _ = fit_models(out, name, mlp, guide_data(data, guide) if guide else data, cfg.train, cfg.mlp_seeds,
                          embeddings, progress)
         table3[row] = record["metrics"]["test"]["f1"]
 
