@@ -16,7 +16,7 @@ export SMAT_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo test test-slow bench bench-meta bench-seeds smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility wiegreffe-pinter clean
+.PHONY: help install install-test demo test test-slow bench bench-meta bench-seeds smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility wiegreffe-pinter agreement bench-agreement clean
 SMAT_RUN := $(PY) -m experiments.smat.run
 SMAT_PLAUSIBILITY := $(PY) -m experiments.smat.plausibility
 
@@ -79,6 +79,16 @@ smat-plausibility\:smoke smat-plausibility\:cpu: install
 smat-images\:smoke smat-imdb\:smoke smat-mlqe\:smoke smat-normalizers\:smoke \
 smat-images\:cpu smat-imdb\:cpu smat-mlqe\:cpu smat-normalizers\:cpu: install
 	$(SMAT_RUN) $(subst smat-,,$@)
+
+AGREEMENT_RUN := $(PY) -m experiments.agreement.run
+# sst imdb snli offline; add mnli qqp where the hub is reachable (or their GLUE files are local).
+AGREEMENT_TASKS ?= sst imdb snli
+
+agreement: install  ## Neely et al. 2022 Tables 1-6: BiLSTM + transformer agreement on AGREEMENT_TASKS (VARIANT=cpu)
+	@set -e; for task in $(AGREEMENT_TASKS); do $(AGREEMENT_RUN) $$task$(if $(VARIANT),:$(VARIANT)); done
+
+agreement\:smoke agreement\:cpu: install
+	@set -e; for task in $(AGREEMENT_TASKS); do $(AGREEMENT_RUN) $$task:$(lastword $(subst :, ,$@)); done
 
 test: install-test  ## the test suite (fast; no network, CPU)
 	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)

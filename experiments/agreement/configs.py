@@ -1,0 +1,133 @@
+"""Agreement-study configs (Neely et al. 2022): ``get_config("sst[:cpu|:smoke]")`` -> :class:`AgreementConfig`.
+
+Tasks: ``sst`` (the 2-class sentence-level SST of the paper: 6,920 / 872 / 1,821, from
+Jain & Wallace's unfiltered file), ``imdb`` (aclImdb with Jain & Wallace's protocol, test
+reviews of at most 240 words), ``snli`` (pairs; SNLI train is not available offline, so the
+models train on SNLI dev minus 1,000 held-out pairs, and the report says so), and with a
+network ``mnli`` / ``qqp`` by name. Models: ``bilstm`` (``baselines``' Jain & Wallace
+classifier) and ``transformer`` (DistilBERT-base-uncased from the hub, offline
+all-MiniLM-L6-v2, named in the report). Variants: the paper's scale (default), ``cpu``
+(fewer training examples and explained instances so that one task fits a 2-core machine)
+and ``smoke`` (seconds; exercised by ``make test``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from baselines.train import TrainConfig
+from smat.teacher import TeacherTrainConfig
+
+__all__ = ["AgreementConfig", "get_config", "SEEDS", "METHODS", "TASKS", "MODELS"]
+
+SEEDS = (87, 2134, 5555)  # court-of-xai's Config.seeds; each also draws its own 500 test instances
+METHODS = ("lime", "integrated_gradients", "deeplift", "gradient_shap", "deep_shap")
+TASKS = ("sst", "imdb", "snli", "mnli", "qqp")
+MODELS = ("bilstm", "transformer")
+PAIR_TASKS = ("snli", "mnli", "qqp")
+
+
+@dataclasses.dataclass(frozen=True)
+class AgreementConfig:
+    """One task's agreement study (every model, seed and method).
+
+    Attributes:
+      name: results go to ``results/<name>/``.
+      task: one of :data:`TASKS`.
+      models: which of :data:`MODELS` to run.
+      seeds: training seeds; seed s also samples the s-th set of explained test instances
+        (Python ``random.Random(s).sample``, as the reference).
+      instances: explained test instances per seed (500 in the paper).
+      methods: attribution methods (``agreement.attributions`` names), compared with each
+        other and with attention (BiLSTM weights; transformer rollout, and flow for Table 4).
+      output: the explained scalar: "probability" of the predicted class (the reference),
+        "logit" or "log_probability".
+      lime_samples, ig_steps, shap_samples, shap_baselines: the reference's Captum settings
+        (1000 masks; 50 Gauss-Legendre steps; Grad-SHAP 5 draws; 2 identical pad baselines).
+      flow: attention flow for the transformer (Table 4; the paper skipped IMDb).
+      max_words: drop test documents with more words (IMDb 240, the reference's filter).
+      max_length: transformer tokens (longer inputs are truncated and counted in the report).
+      train_examples: cap on the training examples (a seeded sample; None: all).
+      valid_examples, test_examples: caps on the validation and test examples (smoke runs;
+        test accuracy and the explained instances come from the capped test split).
+      explain_batch: instances per jitted attribution call.
+      transformer, fallback_transformer: the transformer, and what an offline run uses.
+      transformer_train: its fine-tuning (court: HF AdamW lr 1e-5 SST / IMDb, 2e-5 pairs,
+        no warmup, no decay, no clipping, batch 64, <= 40 epochs, patience 5).
+      bilstm_train: the BiLSTM's (court: AMSGrad 1e-3, L2 1e-5, batch 64, <= 40 epochs,
+        selection on validation AUC (accuracy for pairs)).
+      vectors: the BiLSTM's word vectors ("glove-6b-50d" offline; the paper: fastText 300d).
+      uniform: also train uniform-attention models (Table 3).
+    """
+
+    name: str
+    task: str
+    models: tuple[str, ...] = MODELS
+    seeds: tuple[int, ...] = SEEDS
+    instances: int = 500
+    methods: tuple[str, ...] = METHODS
+    output: str = "probability"
+    lime_samples: int = 1000
+    ig_steps: int = 50
+    shap_samples: int = 5
+    shap_baselines: int = 2
+    flow: bool = True
+    max_words: int | None = None
+    max_length: int = 512
+    train_examples: int | None = None
+    valid_examples: int | None = None
+    test_examples: int | None = None
+    explain_batch: int = 16
+    transformer: str = "distilbert-base-uncased"
+    fallback_transformer: str = "sentence-transformers/all-MiniLM-L6-v2"
+    transformer_train: TeacherTrainConfig = TeacherTrainConfig(
+        lr=1e-5, warmup_steps=0, weight_decay=0.0, clip=math.inf, batch_size=64, max_epochs=40, patience=5)
+    bilstm_train: TrainConfig = TrainConfig(lr=1e-3, weight_decay=1e-5, batch_size=64, epochs=40)
+    vectors: str = "glove-6b-50d"
+    uniform: bool = True
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r} is not one of {TASKS}")
+        if unknown := set(self.models) - set(MODELS):
+            raise ValueError(f"unknown models {sorted(unknown)}; choose from {MODELS}")
+
+    @property
+    def pair(self) -> bool:
+        return self.task in PAIR_TASKS
+
+
+def get_config(arg: str) -> AgreementConfig:
+    """``"<task>[:cpu|:smoke]"``, e.g. ``"sst"``, ``"imdb:cpu"``, ``"snli:smoke"``."""
+    task, _, variant = arg.partition(":")
+    if task not in TASKS:
+        raise ValueError(f"unknown agreement task {task!r}; choose from {TASKS} (optionally :cpu or :smoke)")
+    pair = task in PAIR_TASKS
+    base = AgreementConfig(
+        name=f"agreement-{task}", task=task, flow=task != "imdb", max_words=240 if task == "imdb" else None,
+        transformer_train=dataclasses.replace(AgreementConfig.transformer_train, lr=2e-5 if pair else 1e-5,
+                                              batch_size=32 if task == "mnli" else 64),
+        bilstm_train=dataclasses.replace(AgreementConfig.bilstm_train, batch_size={"mnli": 512, "qqp": 1024}.get(
+            task, 64), select_metric="accuracy" if pair else "auc"),
+    )
+    if variant == "":
+        return base
+    if variant == "cpu":
+        # One task in about an hour on 2 cores: MiniLM fine-tuned for 2 epochs on <= 8k examples
+        # at 128 tokens, the BiLSTM for 8 epochs, 100 explained instances per seed, every method
+        # at the reference's settings.
+        return dataclasses.replace(
+            base, name=f"{base.name}-cpu", instances=100, train_examples=8000, valid_examples=1000,
+            max_length=128 if task != "imdb" else 320,
+            transformer_train=dataclasses.replace(base.transformer_train, lr=5e-5, batch_size=32, max_epochs=2,
+                                                  patience=1),
+            bilstm_train=dataclasses.replace(base.bilstm_train, batch_size=32, epochs=8))
+    if variant == "smoke":
+        return dataclasses.replace(
+            base, name=f"{base.name}-smoke", seeds=(87,), instances=4, train_examples=96, valid_examples=32,
+            test_examples=48, max_length=32, lime_samples=64, ig_steps=8, shap_samples=3, explain_batch=4,
+            transformer_train=dataclasses.replace(base.transformer_train, lr=5e-5, batch_size=16, max_epochs=1,
+                                                  patience=0),
+            bilstm_train=dataclasses.replace(base.bilstm_train, batch_size=16, epochs=1))
+    raise ValueError(f"unknown variant {variant!r} for agreement {task}: use '', 'cpu' or 'smoke'")

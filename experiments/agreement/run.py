@@ -1,0 +1,533 @@
+"""Neely et al. (2022): ``python -m experiments.agreement.run sst[:cpu|:smoke] [--models bilstm]``.
+
+Pipeline per task (every trained model checkpointed; finished steps are loaded, not redone):
+
+1. data: the task's train / validation / test splits (the report names every deviation);
+2. models: per seed, the softmax-attention model and the uniform-attention one (Table 3):
+   the BiLSTM (``baselines``; all seeds in one vmapped run) and the transformer (smat's
+   encoder + a classification head, fine-tuned per seed);
+3. explanations: per seed, ``random.Random(seed).sample`` of the test instances, explained by
+   every method of :mod:`agreement.attributions` in one jitted call per length bucket
+   (probability of the predicted class, pad-embedding baseline, ``|sum over dims|``), plus
+   attention: the BiLSTM's weights, the transformer's rollout and flow (networkx). Saved per
+   (model, seed) under ``scores/`` for reuse;
+4. agreement: per instance Kendall tau-b (and Spearman, Pearson) between every pair on the
+   ranked tokens (the transformer: every real token, [CLS]/[SEP] included, as the reference;
+   the BiLSTM: the words); mean and std over all (seed, instance) values, per-seed means, and
+   the count of undefined (constant) rankings, which are reported rather than dropped;
+5. ``table.md`` (Tables 1-6 with the paper's numbers beside ours), ``aggregate.json``,
+   heatmaps of the tau matrices and Figure-1 style token heatmaps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from agreement import attention as attention_lib
+from agreement import attributions, metrics
+from baselines.models import BiLSTMConfig, PAD_ID, bilstm_classifier, content_mask, flat_pair
+from baselines.train import encode_pairs, encode_split
+from experiments.agreement import paper
+from experiments.agreement.configs import AgreementConfig, get_config
+from experiments.common import finish, parser, write_report
+from experiments.smat import report
+from smat.data.batching import bucket_lengths, iterate_batches
+from smat.data.cache import save_arrays_atomic
+from smat.data.vectors import embedding_matrix
+from smat.data.vocab import build_vocabulary
+
+__all__ = ["Explainable", "load_task", "explain", "agreement_table", "run", "main"]
+
+LABELS = {"attention": "Attn", "flow": "Attn Flow", "lime": "LIME", "integrated_gradients": "Int-Grad",
+          "deeplift": "DeepLIFT", "gradient_shap": "Grad-SHAP", "deep_shap": "Deep-SHAP"}
+MEASURES = {"kendall_tau": metrics.kendall_tau, "spearman": metrics.spearman, "pearson": metrics.pearson}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_task(cfg: AgreementConfig) -> tuple[dict[str, tuple[list, np.ndarray]], list[str]]:
+    """``{train, valid, test: (texts or (premise, hypothesis) pairs, labels)}`` and notes."""
+    notes = []
+    if cfg.task == "sst":
+        from smat.data import load_sst_jain_wallace
+
+        sst = load_sst_jain_wallace(length_filter=False)
+        splits = {"train": sst.train, "valid": sst.dev, "test": sst.test}
+        splits = {k: (list(v.texts), np.asarray(v.labels)) for k, v in splits.items()}
+        notes.append("SST-2 (sentences, 6,920 / 872 / 1,821, as the paper) from Jain & Wallace's unfiltered file: "
+                     "lower-cased and space-tokenised (the reference kept the trees' case)")
+    elif cfg.task == "imdb":
+        from experiments.wiegreffe_pinter.configs import get_config as wp_config
+        from experiments.wiegreffe_pinter.run import load_splits
+
+        wp, _, wp_notes = load_splits(wp_config("imdb"))
+        texts, labels = wp["test"]
+        keep = [i for i, t in enumerate(texts) if len(t.split()) <= cfg.max_words]
+        splits = {"train": wp["train"], "valid": wp["dev"], "test": ([texts[i] for i in keep], labels[keep])}
+        notes += wp_notes + [f"IMDb test reviews of at most {cfg.max_words} words: {len(keep)} of {len(texts)} "
+                             "(the reference: 3,482 of J&W's 4,363)"]
+    elif cfg.task == "snli":
+        from smat.data import load_snli
+
+        snli = load_snli()
+        if snli.train is not None:
+            splits = {"train": snli.train, "valid": snli.dev, "test": snli.test}
+        else:
+            order = np.random.default_rng(0).permutation(len(snli.dev.labels))
+            held, rest = order[:1000], order[1000:]
+            pick = lambda split, idx: ([split.pairs[i] for i in idx], np.asarray(split.labels)[idx])  # noqa: E731
+            splits = {"train": pick(snli.dev, rest), "valid": pick(snli.dev, held),
+                      "test": (list(snli.test.pairs), np.asarray(snli.test.labels))}
+            notes.append(f"SNLI train is not available offline: the models train on SNLI dev minus 1,000 held-out "
+                         f"pairs ({len(rest)}) and select on those 1,000; test = SNLI test (the paper: 550k train)")
+        if snli.train is not None:
+            splits = {k: (list(v.pairs), np.asarray(v.labels)) for k, v in splits.items()}
+    else:
+        from smat.data import load_mnli, load_qqp
+
+        data = (load_mnli if cfg.task == "mnli" else load_qqp)()
+        order = np.random.default_rng(0).permutation(len(data.train.labels))
+        held, rest = order[:2000], order[2000:]
+        pick = lambda idx: ([data.train.pairs[i] for i in idx], np.asarray(data.train.labels)[idx])  # noqa: E731
+        splits = {"train": pick(rest), "valid": pick(held), "test": (list(data.dev.pairs), np.asarray(data.dev.labels))}
+        notes.append(f"{cfg.task}: test = the official dev set, validation = 2,000 held-out train pairs (the reference: "
+                     "XNLI-en test for MNLI, a custom Quora split)")
+    rng = np.random.default_rng(0)
+    for split, cap in (("train", cfg.train_examples), ("valid", cfg.valid_examples), ("test", cfg.test_examples)):
+        texts, labels = splits[split]
+        if cap and cap < len(labels):
+            keep = np.sort(rng.permutation(len(labels))[:cap])
+            splits[split] = ([texts[i] for i in keep], labels[keep])
+            notes.append(f"{split}: a seeded sample of {cap} of {len(labels)} examples")
+    return splits, notes
+
+
+# ---------------------------------------------------------------------------- models
+
+
+class Explainable(NamedTuple):
+    """What the study needs of a classifier, as pure functions of ``(params, batch)``.
+
+    Attributes:
+      name: "bilstm" or "transformer".
+      embed: ``(params, batch) -> [batch, seq, dim]``: what attributions are taken against.
+      logits: ``(params, batch, embeddings) -> [batch, classes]``.
+      baseline: ``(params, batch) -> [batch, seq, dim]``: the pad-token reference.
+      features: ``(batch) -> [batch, seq]`` bool: the tokens explained and ranked.
+      attention: ``(params, batch) -> {"attention": [batch, seq]}`` (and ``"attentions"``
+        [layers, batch, heads, seq, seq] for attention flow).
+      seq_keys: per-token fields of its batches.
+      tokens: ``ids [seq] -> list[str]`` for the figures.
+    """
+
+    name: str
+    embed: Callable
+    logits: Callable
+    baseline: Callable
+    features: Callable
+    attention: Callable
+    seq_keys: tuple[str, ...]
+    tokens: Callable
+
+
+def _bilstm(model, vocab) -> Explainable:
+    def logits(params, batch, embeddings):
+        return model.apply(params, batch, embeddings=embeddings)[0]
+
+    def baseline(params, batch):
+        table = params["premise"]["embedding"] if model.config.pair else params["embedding"]
+        return jnp.broadcast_to(table[PAD_ID], (*batch["input_ids"].shape, table.shape[-1]))
+
+    def attention(params, batch):
+        return {"attention": model.apply(params, batch)[1]["attention"]}
+
+    return Explainable("bilstm", model.embed, logits, baseline, content_mask, attention,
+                       ("input_ids", "attention_mask", "segment_ids"),
+                       lambda ids: [vocab.words[i] for i in ids])
+
+
+def _transformer(encoder, tokenizer, flow: bool) -> Explainable:
+    from smat.teacher import encoder_teacher
+
+    teacher_fn = encoder_teacher(encoder)
+
+    def embed(params, batch):
+        return encoder.embed(params, batch["input_ids"], batch.get("token_type_ids"))
+
+    def logits(params, batch, embeddings):
+        return teacher_fn(params, batch, embeddings=embeddings).logits
+
+    def baseline(params, batch):  # LN(E[pad] + P[pos] (+ T)): the reference's pad embedding with positions
+        pad = jnp.full_like(batch["input_ids"], encoder.config.pad_token_id)
+        return encoder.embed(params, pad, batch.get("token_type_ids"))
+
+    def attention(params, batch):
+        out = encoder.encode(params, embed(params, batch), batch["attention_mask"], output_attentions=True)
+        result = {"attention": attention_lib.rollout(out.attentions, batch["attention_mask"])}
+        return result | ({"attentions": out.attentions} if flow else {})
+
+    return Explainable("transformer", embed, logits, baseline, lambda batch: batch["attention_mask"] > 0, attention,
+                       ("input_ids", "attention_mask", "token_type_ids"),
+                       lambda ids: [tokenizer.id_to_token(int(i)) for i in ids])
+
+
+def _settings(cfg: AgreementConfig, method: str, reference, stack) -> dict:
+    chunk = {"lime": {"n_samples": cfg.lime_samples, "samples_per_batch": min(100, cfg.lime_samples),
+                      "baseline": reference},
+             "integrated_gradients": {"steps": cfg.ig_steps, "steps_per_batch": min(10, cfg.ig_steps),
+                                      "baseline": reference},
+             "deeplift": {"baseline": reference},
+             "gradient_shap": {"n_samples": cfg.shap_samples, "baselines": stack},
+             "deep_shap": {"baselines": stack}}
+    return chunk[method] | {"output": cfg.output}
+
+
+def explain(model: Explainable, cfg: AgreementConfig) -> Callable:
+    """The jitted ``(params, batch, key) -> {method: [batch, seq] |scores|, ...}`` of every method."""
+
+    @jax.jit
+    def run(params, batch, key):
+        embeddings = model.embed(params, batch)
+        mask = model.features(batch)
+        forward = lambda e: model.logits(params, batch, e)  # noqa: E731
+        logits = forward(embeddings)
+        reference = model.baseline(params, batch)
+        stack = jnp.broadcast_to(reference, (cfg.shap_baselines, *reference.shape))
+        out = {"logits": logits, "features": mask}
+        for method, k in zip(cfg.methods, jax.random.split(key, len(cfg.methods))):
+            fn = attributions.get(method)
+            out[method] = jnp.abs(fn(forward, embeddings, mask, None, key=k,
+                                     **_settings(cfg, method, reference, stack)))
+        return out | model.attention(params, batch)
+
+    return run
+
+
+def _explain_split(model: Explainable, run: Callable, params, arrays: dict, cfg: AgreementConfig, key,
+                   progress: bool, desc: str) -> dict[str, np.ndarray]:
+    """Runs ``run`` (:func:`explain`) over instances in length buckets; outputs at the split's full width."""
+    n, width = arrays["input_ids"].shape
+    fields = {k: v for k, v in arrays.items() if k in model.seq_keys}
+    buckets = bucket_lengths(width, step=16, minimum=16)
+    out: dict[str, np.ndarray] = {}
+    batches = iterate_batches(fields, arrays["lengths"], cfg.explain_batch, seed=None, buckets=buckets,
+                              seq_keys=model.seq_keys)
+    for i, batch in enumerate(tqdm(batches, total=-(-n // cfg.explain_batch), desc=desc, disable=not progress)):
+        index, valid = batch.pop("index"), batch.pop("valid") > 0
+        result = jax.device_get(run(params, {k: jnp.asarray(v) for k, v in batch.items()}, jax.random.fold_in(key, i)))
+        attentions = result.pop("attentions", None)
+        if attentions is not None:  # Table 4: networkx max-flow per instance, on the host
+            result["flow"] = attention_lib.attention_flow(attentions, batch["attention_mask"])
+        for name, value in result.items():
+            value = np.asarray(value)
+            if name not in out:
+                shape = (n, width) if value.ndim == 2 and name != "logits" else (n, *value.shape[1:])
+                out[name] = np.zeros(shape, value.dtype)
+            if out[name].ndim == 2 and name != "logits":
+                out[name][index[valid], :value.shape[1]] = value[valid]
+            else:
+                out[name][index[valid]] = value[valid]
+    return out
+
+
+# -------------------------------------------------------------------------- training
+
+
+def _bilstm_models(cfg: AgreementConfig, out: Path, splits, notes, progress) -> tuple[Explainable, dict, dict]:
+    from experiments.wiegreffe_pinter.run import fit_models, word_vectors
+
+    texts = splits["train"][0]
+    words = [" ".join(p) for p in texts] if cfg.pair else texts
+    vocab = build_vocabulary(words)
+    vectors, vectors_name = word_vectors(cfg.vectors)
+    embeddings, found = embedding_matrix(vocab.words, vectors)
+    notes.append(f"BiLSTM: vocabulary {len(vocab)} train words, {found.mean():.1%} in {vectors_name}; OOV rows and "
+                 "the pad row start at zero (the reference: fastText 300d, a random pad row)")
+    encode = (lambda t, y: encode_pairs(vocab, [p for p, _ in t], [h for _, h in t], y)) if cfg.pair else \
+        (lambda t, y: encode_split(vocab, t, y))
+    data = {name: encode(*splits[split]) for name, split in (("train", "train"), ("dev", "valid"), ("test", "test"))}
+    classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
+    arch = BiLSTMConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1],
+                        num_classes=1 if classes == 2 else classes, pair=cfg.pair)
+    wrap = flat_pair if cfg.pair else (lambda m: m)
+    params, accuracy = {}, {}
+    for variant in ("softmax", "uniform") if cfg.uniform else ("softmax",):
+        model = wrap(bilstm_classifier(dataclasses.replace(arch, attention="additive" if variant == "softmax"
+                                                           else "uniform")))
+        record, stacked = fit_models(out, f"bilstm-{variant}", model, data, cfg.bilstm_train, cfg.seeds, embeddings,
+                                     progress)
+        accuracy[variant] = record["metrics"]["test"]["accuracy"]
+        if variant == "softmax":
+            explainable = _bilstm(model, vocab)
+            params = {s: jax.tree.map(lambda x, i=i: x[i], stacked) for i, s in enumerate(cfg.seeds)}
+    if cfg.pair:
+        notes.append("BiLSTM pairs: Jain & Wallace's pair model (attention over the premise, conditioned on the "
+                     "hypothesis); the reference attended over both sequences, so here attention is compared on the "
+                     "premise words only, the other methods on both sequences' words")
+    return explainable, params, {"test": data["test"], "accuracy": accuracy}
+
+
+def _transformer_models(cfg: AgreementConfig, out: Path, splits, notes, progress) -> tuple[Explainable, dict, dict]:
+    from smat.data.tokenization import encode_texts, load_tokenizer
+    from smat.models import HubUnavailableError, build, load_pretrained
+    from smat.teacher import encoder_teacher, fit_teacher, with_classification_head
+
+    try:
+        pretrained, name = load_pretrained(cfg.transformer), cfg.transformer
+    except HubUnavailableError as err:
+        pretrained, name = load_pretrained(cfg.fallback_transformer), cfg.fallback_transformer
+        notes.append(f"OFFLINE SUBSTITUTION: {cfg.transformer} cannot be loaded here ({type(err).__name__}); the "
+                     f"transformer is {name} ({pretrained.config.num_layers} layers x {pretrained.config.num_heads} "
+                     "heads, BERT's pooler + linear head) fine-tuned per seed")
+    tokenizer = load_tokenizer(name)
+
+    def arrays(texts, labels):
+        first, second = ([p for p, _ in texts], [h for _, h in texts]) if cfg.pair else (texts, None)
+        enc = encode_texts(tokenizer, first, second, max_length=cfg.max_length)
+        width = int(enc.lengths.max())
+        return {"input_ids": enc.input_ids[:, :width], "attention_mask": enc.attention_mask[:, :width],
+                "token_type_ids": enc.token_type_ids[:, :width], "lengths": enc.lengths,
+                "targets": np.asarray(labels, np.int32)}
+
+    data = {split: arrays(*splits[split]) for split in ("train", "valid", "test")}
+    cut = int((data["test"]["lengths"] >= cfg.max_length).sum())
+    if cut:
+        notes.append(f"transformer: {cut} test inputs reach {cfg.max_length} tokens and are truncated")
+    classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
+    params, accuracy = {}, {}
+    for variant in ("softmax", "uniform") if cfg.uniform else ("softmax",):
+        encoder = build(dataclasses.replace(pretrained.encoder.config, uniform_attention=variant == "uniform"))
+        accuracy[variant] = []
+        for seed in cfg.seeds:
+            with_head, start = with_classification_head(encoder, pretrained.params, classes, jax.random.key(seed))
+            teacher_fn = encoder_teacher(with_head)
+            (out / "models").mkdir(parents=True, exist_ok=True)
+            trained, history = fit_teacher(teacher_fn, start, data["train"], data["valid"],
+                                           dataclasses.replace(cfg.transformer_train, seed=seed),
+                                           checkpoint=out / "models" / f"transformer-{variant}-{seed}.npz",
+                                           progress=progress)
+            accuracy[variant].append(_accuracy(teacher_fn, trained, data["test"]))
+            report.write_json(out / "runs" / f"transformer-{variant}-{seed}.json",
+                              {"history": history, "test_accuracy": accuracy[variant][-1]})
+            if variant == "softmax":
+                params[seed] = trained
+                explainable = _transformer(with_head, tokenizer, cfg.flow)
+    return explainable, params, {"test": data["test"], "accuracy": accuracy}
+
+
+def _accuracy(teacher_fn, params, arrays) -> float:
+    predict = jax.jit(lambda b: teacher_fn(params, b).logits.argmax(-1))
+    from smat.data.batching import map_batches
+
+    inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    pred = map_batches(lambda b: {"pred": predict(b)}, inputs, arrays["lengths"], 64,
+                       seq_keys=tuple(inputs))["pred"]
+    return float((pred == arrays["targets"]).mean())
+
+
+# ------------------------------------------------------------------------- agreement
+
+
+def _pairs(names) -> list[tuple[str, str]]:
+    return list(itertools.combinations(names, 2))
+
+
+def correlations(scores: dict[str, np.ndarray], names, premise_only: bool = False) -> dict[str, dict]:
+    """Per-instance correlations ``{measure: {"a|b": [instances]}}`` (NaN where undefined).
+
+    Tokens ranked: ``scores["features"]``; with ``premise_only`` (the BiLSTM's pair attention),
+    pairs with attention use its support (the premise words) only.
+    """
+    features = jnp.asarray(scores["features"]).astype(bool)
+    out: dict[str, dict] = {m: {} for m in MEASURES}
+    for a, b in _pairs(names):
+        mask = features
+        if premise_only and "attention" in (a, b):
+            mask = features & jnp.asarray(scores["segment_ids"] == 0)
+        for measure, fn in MEASURES.items():
+            corr = fn(jnp.asarray(scores[a]), jnp.asarray(scores[b]), mask)
+            out[measure][f"{a}|{b}"] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
+    return out
+
+
+def agreement_table(model: str, task: str, summary: dict, names, *, std: bool) -> list[str]:
+    """Tables 1/2 (means) or 5/6 (mean +- std): ours, with the paper's value beside it."""
+    header = ["", *(LABELS[n] for n in names[1:])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, a in enumerate(names[:-1]):
+        cells = [LABELS[a]]
+        for j, b in enumerate(names[1:], start=1):
+            if j <= i:
+                cells.append("")
+                continue
+            ours = summary[f"{a}|{b}"]
+            theirs = paper.tau(model, task, a, b)
+            text = f"{ours['mean']:.3f}" + (f" ± {ours['std']:.3f}" if std else "")
+            if theirs is not None:
+                text += f" ({theirs[0]:.3f}" + (f" ± {theirs[1]:.3f})" if std else ")")
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _heatmap(summary: dict, names, title: str, path: Path, model: str, task: str) -> Path:
+    from matplotlib.figure import Figure
+
+    k = len(names)
+    ours, theirs = np.full((k, k), np.nan), np.full((k, k), np.nan)
+    for i, j in itertools.product(range(k), range(k)):
+        if i == j:
+            ours[i, j] = theirs[i, j] = 1.0
+        elif f"{names[min(i, j)]}|{names[max(i, j)]}" in summary:
+            ours[i, j] = summary[f"{names[min(i, j)]}|{names[max(i, j)]}"]["mean"]
+            published = paper.tau(model, task, names[i], names[j])
+            theirs[i, j] = np.nan if published is None else published[0]
+    fig = Figure(figsize=(9.5, 4.2), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, matrix, label in ((axes[0], ours, "ours"), (axes[1], theirs, "paper")):
+        image = ax.imshow(matrix, vmin=-0.2, vmax=1.0, cmap="Blues")
+        ax.set_xticks(range(k), [LABELS[n] for n in names], rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(k), [LABELS[n] for n in names], fontsize=8)
+        for i, j in itertools.product(range(k), range(k)):
+            if not np.isnan(matrix[i, j]):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] > 0.6 else "black")
+        ax.set_title(label, fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.8, label="mean Kendall τ")
+    fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def _token_heatmap(tokens: list[str], rows: dict[str, np.ndarray], title: str, path: Path) -> Path:
+    """Figure 1: one instance, one row per explanation, each scaled to its max."""
+    from matplotlib.figure import Figure
+
+    matrix = np.stack([r / r.max() if r.max() > 0 else r for r in rows.values()])
+    fig = Figure(figsize=(max(6.0, 0.32 * len(tokens) + 1.5), 0.4 * len(rows) + 1.6), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), [LABELS[n] for n in rows], fontsize=8)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="|score| / max")
+    ax.set_title(title, fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+# ------------------------------------------------------------------------------- run
+
+
+def run(cfg: AgreementConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
+    started = time.perf_counter()
+    out = out_root / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    splits, notes = load_task(cfg)
+    builders = {"bilstm": _bilstm_models, "transformer": _transformer_models}
+    names_of = {}
+    body, figures, fields = [f"# Agreement study (Neely et al. 2022): {cfg.task}", ""], [], {"models": {}}
+    accuracy_rows = []
+    for model_name in cfg.models:
+        model, params, extra = builders[model_name](cfg, out, splits, notes, progress)
+        test = extra["test"]
+        names = ("attention", *cfg.methods)
+        flow = model_name == "transformer" and cfg.flow
+        per_seed, seconds, explain_fn = [], {}, explain(model, cfg)
+        for seed in cfg.seeds:
+            path = out / "scores" / f"{model_name}-{seed}.npz"
+            if not path.exists():
+                pick = np.sort(random.Random(seed).sample(range(len(test["lengths"])),
+                                                          min(cfg.instances, len(test["lengths"]))))
+                subset = {k: v[pick] for k, v in test.items()}
+                t0 = time.perf_counter()
+                scores = _explain_split(model, explain_fn, params[seed], subset, cfg, jax.random.key(seed), progress,
+                                        f"{model_name} seed {seed}: explain")
+                seconds[seed] = time.perf_counter() - t0
+                scores |= {"index": pick, "input_ids": subset["input_ids"],
+                           "segment_ids": subset.get("segment_ids", np.zeros_like(subset["input_ids"])),
+                           "seconds": np.asarray(seconds[seed])}
+                save_arrays_atomic(path, scores)
+            per_seed.append(dict(np.load(path)))
+        corr = [correlations(s, names + (("flow",) if flow else ()), premise_only=cfg.pair and model_name == "bilstm")
+                for s in per_seed]
+        summary = {m: {pair: metrics.summarize(np.concatenate([c[m][pair] for c in corr]))
+                       for pair in corr[0][m]} for m in MEASURES}
+        seed_means = {pair: [float(np.nanmean(c["kendall_tau"][pair])) for c in corr] for pair in corr[0]["kendall_tau"]}
+        tau = {pair: {k: float(v) for k, v in s.items()} | {"seed_means": seed_means[pair]}
+               for pair, s in summary["kendall_tau"].items()}
+        names_of[model_name] = names
+        table = ("1", "5") if model_name == "transformer" else ("2", "6")
+        attn = "attention rollout" if model_name == "transformer" else "attention weights"
+        n_inst = sum(len(s["index"]) for s in per_seed)
+        body += [f"## {model_name}: mean Kendall τ (Table {table[0]}; {attn}; {n_inst} instances over "
+                 f"{len(cfg.seeds)} seeds; the paper's value in parentheses)", "",
+                 *agreement_table(model_name, cfg.task, tau, names, std=False), "",
+                 f"### {model_name}: mean ± std (Table {table[1]})", "",
+                 *agreement_table(model_name, cfg.task, tau, names, std=True), ""]
+        undefined = {p: v["undefined"] for p, v in tau.items() if v["undefined"]}
+        if undefined:
+            body += [f"Undefined τ (a constant ranking), counted and left out of the means: {undefined}", ""]
+        if flow:
+            body += [f"## {model_name}: attention flow vs the attribution methods (Table 4)", "",
+                     "| | " + " | ".join(LABELS[m] for m in cfg.methods) + " |", "|---|" + "---|" * len(cfg.methods),
+                     "| Attn Flow | " + " | ".join(
+                         f"{tau[f'{m}|flow']['mean']:.3f}" + (
+                             f" ({paper.FLOW_TAU[cfg.task][m]:.3f})" if cfg.task in paper.FLOW_TAU else "")
+                         for m in cfg.methods) + " |",
+                     f"| rollout vs flow | {tau['attention|flow']['mean']:.3f} |", ""]
+        for label, key in (("uniform", "uniform"), ("softmax", "softmax")):
+            if key in extra["accuracy"]:
+                values = np.asarray(extra["accuracy"][key], np.float64)
+                spread = values.std(ddof=1) if len(values) > 1 else 0.0
+                published = paper.ACCURACY.get(model_name, {}).get(cfg.task, {}).get(key)
+                accuracy_rows.append(f"| {model_name} | {label} | {values.mean():.3f} ± {spread:.3f} | " +
+                                     (f"{published[0]:.3f} ± {published[1]:.3f}" if published else "") + " |")
+        fields["models"][model_name] = {"kendall_tau": tau,
+                                        "spearman": {p: float(v["mean"]) for p, v in summary["spearman"].items()},
+                                        "pearson": {p: float(v["mean"]) for p, v in summary["pearson"].items()},
+                                        "test_accuracy": extra["accuracy"],
+                                        "explain_seconds_per_instance": [
+                                            float(s["seconds"]) / len(s["index"]) for s in per_seed]}
+        figures.append(_heatmap(tau, names, f"{cfg.name}: {model_name} mean Kendall τ", out /
+                                f"tau_{model_name}.png", model_name, cfg.task))
+        first = per_seed[0]
+        row = int(np.argmax(first["features"].sum(-1) <= 40) if (first["features"].sum(-1) <= 40).any() else 0)
+        keep = np.flatnonzero(first["features"][row])
+        figures.append(_token_heatmap(model.tokens(first["input_ids"][row][keep]),
+                                      {n: first[n][row][keep] for n in names + (("flow",) if flow else ())},
+                                      f"{cfg.name}: {model_name}, test instance {int(first['index'][row])} "
+                                      f"(seed {cfg.seeds[0]})", out / f"tokens_{model_name}.png"))
+    body += ["## Test accuracy, uniform vs softmax attention (Table 3; mean ± std over seeds)", "",
+             "| model | attention | ours | paper |", "|---|---|---|---|", *accuracy_rows]
+    summary = write_report(out, cfg, body, notes, fields, started=started, figures=figures)
+    return summary
+
+
+def main(argv=None) -> dict:
+    p = parser(__doc__, "config", "sst | imdb | snli | mnli | qqp, optionally :cpu or :smoke")
+    p.add_argument("--models", default=None, help="comma-separated subset of bilstm,transformer")
+    p.add_argument("--instances", type=int, default=None, help="explained test instances per seed (default: config)")
+    args = p.parse_args(argv)
+    cfg = get_config(args.config)
+    if args.models:
+        cfg = dataclasses.replace(cfg, models=tuple(args.models.split(",")))
+    if args.instances:
+        cfg = dataclasses.replace(cfg, instances=args.instances, name=f"{cfg.name}-{args.instances}")
+    return finish(args.out, run(cfg, args.out, progress=not args.quiet))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The agreement study end to end at smoke scale (``make agreement:smoke``), on the real SST and SNLI files."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from agreement import metrics
+from experiments.agreement import run as agreement_run
+from experiments.agreement.configs import get_config
+
+pytestmark = pytest.mark.usefixtures("real_data")
+
+
+@pytest.fixture(scope="module")
+def real_data(shared_data):
+    if not (shared_data / "sst").exists() or not (shared_data / "snli").exists():
+        pytest.skip("../shared/data/sst or snli is absent")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SMAT_DATA_DIR", str(shared_data))
+        yield
+
+
+@pytest.fixture(scope="module")
+def sst_smoke(tmp_path_factory, real_data):
+    out = tmp_path_factory.mktemp("agreement")
+    summary = agreement_run.run(get_config("sst:smoke"), out, progress=False)
+    return out / "agreement-sst-smoke", summary
+
+
+def test_smoke_writes_every_table_and_figure(sst_smoke):
+    folder, summary = sst_smoke
+    table = (folder / "table.md").read_text()
+    for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Table 6"):
+        assert heading in table
+    assert "OFFLINE SUBSTITUTION" in table  # MiniLM stands in for DistilBERT, and says so
+    for name in ("tau_bilstm.png", "tau_transformer.png", "tokens_bilstm.png", "tokens_transformer.png"):
+        assert (folder / name).stat().st_size > 0
+    saved = json.loads((folder / "aggregate.json").read_text())
+    assert set(saved["models"]) == {"bilstm", "transformer"}
+    assert len(saved["models"]["bilstm"]["kendall_tau"]) == 15  # 6 explanations, every pair once
+    assert len(saved["models"]["transformer"]["kendall_tau"]) == 21  # + attention flow
+    for model in saved["models"].values():
+        for value in model["kendall_tau"].values():
+            assert -1.0 <= value["mean"] <= 1.0 or value["count"] == 0
+        assert set(model["test_accuracy"]) == {"softmax", "uniform"}
+
+
+def test_saved_scores_reproduce_the_reported_agreement(sst_smoke):
+    """The per-instance scores are kept for reuse; tau recomputed from them with scipy matches."""
+    from scipy.stats import kendalltau
+
+    folder, summary = sst_smoke
+    scores = dict(np.load(folder / "scores" / "transformer-87.npz"))
+    features = scores["features"].astype(bool)
+    assert features.any(1).all() and (scores["lime"][~features] == 0).all()
+    taus = []
+    for row in range(len(features)):
+        keep = features[row]
+        value = kendalltau(scores["lime"][row][keep], scores["integrated_gradients"][row][keep]).statistic
+        taus.append(value)
+    reported = summary["models"]["transformer"]["kendall_tau"]["lime|integrated_gradients"]
+    np.testing.assert_allclose(reported["mean"], np.nanmean(taus), atol=1e-5)
+    assert reported["undefined"] == int(np.isnan(taus).sum())
+
+
+def test_deep_shap_with_identical_baselines_is_deeplift(sst_smoke):
+    """The reference's Deep-SHAP averages DeepLIFT over two copies of the pad baseline."""
+    folder, _ = sst_smoke
+    for model in ("bilstm", "transformer"):
+        scores = np.load(folder / "scores" / f"{model}-87.npz")
+        np.testing.assert_allclose(scores["deep_shap"], scores["deeplift"], rtol=1e-4, atol=1e-7)
+
+
+def test_a_finished_run_is_reused_not_recomputed(sst_smoke, tmp_path):
+    folder, first = sst_smoke
+    stamps = {p.name: p.stat().st_mtime_ns for p in (folder / "scores").iterdir()}
+    again = agreement_run.run(get_config("sst:smoke"), folder.parent, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (folder / "scores").iterdir()} == stamps
+    assert again["models"]["bilstm"]["kendall_tau"] == first["models"]["bilstm"]["kendall_tau"]
+
+
+def test_pair_bilstm_compares_attention_on_the_premise_only(tmp_path):
+    """SNLI with the flat pair BiLSTM: attention lives on the premise, the attributions on both sequences."""
+    cfg = dataclasses.replace(get_config("snli:smoke"), models=("bilstm",), uniform=False)
+    summary = agreement_run.run(cfg, tmp_path, progress=False)
+    scores = np.load(tmp_path / "agreement-snli-smoke" / "scores" / "bilstm-87.npz")
+    hypothesis = (scores["segment_ids"] == 1) & scores["features"].astype(bool)
+    assert hypothesis.any()
+    assert (scores["attention"][hypothesis] == 0).all() and (scores["integrated_gradients"][hypothesis] > 0).any()
+    corr = agreement_run.correlations(scores, ("attention", "lime"), premise_only=True)["kendall_tau"]["attention|lime"]
+    premise = scores["features"].astype(bool) & (scores["segment_ids"] == 0)
+    want = metrics.kendall_tau(scores["attention"], scores["lime"], premise)
+    np.testing.assert_allclose(corr, np.where(want.defined, want.value, np.nan), atol=1e-6)
+    assert "premise" in (tmp_path / "agreement-snli-smoke" / "table.md").read_text()
+    assert summary["models"]["bilstm"]["test_accuracy"]["softmax"]
