@@ -55,6 +55,7 @@ def test_saved_scores_reproduce_the_reported_agreement(sst_smoke):
     scores = dict(np.load(folder / "scores" / "transformer-87.npz"))
     features = scores["features"].astype(bool)
     assert features.any(1).all() and (scores["lime"][~features] == 0).all()
+    assert not features[:, 0].any()  # [CLS] is neither perturbed nor ranked (special_tokens="exclude")
     taus = []
     for row in range(len(features)):
         keep = features[row]

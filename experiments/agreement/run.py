@@ -157,7 +157,7 @@ def _bilstm(model, vocab) -> Explainable:
                        lambda ids: [vocab.words[i] for i in ids])
 
 
-def _transformer(encoder, tokenizer, flow: bool) -> Explainable:
+def _transformer(encoder, tokenizer, flow: bool, specials: bool) -> Explainable:
     from smat.teacher import encoder_teacher
 
     teacher_fn = encoder_teacher(encoder)
@@ -177,8 +177,12 @@ def _transformer(encoder, tokenizer, flow: bool) -> Explainable:
         result = {"attention": attention_lib.rollout(out.attentions, batch["attention_mask"])}
         return result | ({"attentions": out.attentions} if flow else {})
 
-    return Explainable("transformer", embed, logits, baseline, lambda batch: batch["attention_mask"] > 0, attention,
-                       ("input_ids", "attention_mask", "token_type_ids"),
+    def features(batch):
+        real = batch["attention_mask"] > 0
+        return real if specials else real & (batch["special_mask"] == 0)
+
+    return Explainable("transformer", embed, logits, baseline, features, attention,
+                       ("input_ids", "attention_mask", "token_type_ids", "special_mask"),
                        lambda ids: [tokenizer.id_to_token(int(i)) for i in ids])
 
 
@@ -296,14 +300,25 @@ def _transformer_models(cfg: AgreementConfig, out: Path, splits, notes, progress
         first, second = ([p for p, _ in texts], [h for _, h in texts]) if cfg.pair else (texts, None)
         enc = encode_texts(tokenizer, first, second, max_length=cfg.max_length)
         width = int(enc.lengths.max())
-        return {"input_ids": enc.input_ids[:, :width], "attention_mask": enc.attention_mask[:, :width],
+        mask = enc.attention_mask[:, :width]
+        return {"input_ids": enc.input_ids[:, :width], "attention_mask": mask,
+                "special_mask": ((enc.word_ids[:, :width] < 0) & (mask > 0)).astype(np.int32),
                 "token_type_ids": enc.token_type_ids[:, :width], "lengths": enc.lengths,
                 "targets": np.asarray(labels, np.int32)}
 
-    data = {split: arrays(*splits[split]) for split in ("train", "valid", "test")}
+    train_texts, train_labels = splits["train"]
+    if cfg.transformer_examples and cfg.transformer_examples < len(train_labels):
+        keep = np.sort(np.random.default_rng(1).permutation(len(train_labels))[:cfg.transformer_examples])
+        train_texts, train_labels = [train_texts[i] for i in keep], train_labels[keep]
+        notes.append(f"transformer: fine-tuned on a seeded sample of {len(keep)} training examples")
+    data = {"train": arrays(train_texts, train_labels), "valid": arrays(*splits["valid"]),
+            "test": arrays(*splits["test"])}
     cut = int((data["test"]["lengths"] >= cfg.max_length).sum())
     if cut:
         notes.append(f"transformer: {cut} test inputs reach {cfg.max_length} tokens and are truncated")
+    notes.append("transformer: [CLS] / [SEP] " + ("are ranked with the words (the reference)" if
+                 cfg.special_tokens == "include" else "are neither perturbed nor ranked (special_tokens='exclude'; "
+                 "the reference ranked them too)"))
     classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
     params, accuracy = {}, {}
     for variant in ("softmax", "uniform") if cfg.uniform else ("softmax",):
@@ -322,7 +337,7 @@ def _transformer_models(cfg: AgreementConfig, out: Path, splits, notes, progress
                               {"history": history, "test_accuracy": accuracy[variant][-1]})
             if variant == "softmax":
                 params[seed] = trained
-                explainable = _transformer(with_head, tokenizer, cfg.flow)
+                explainable = _transformer(with_head, tokenizer, cfg.flow, cfg.special_tokens == "include")
     return explainable, params, {"test": data["test"], "accuracy": accuracy}
 
 
@@ -431,89 +446,117 @@ def _token_heatmap(tokens: list[str], rows: dict[str, np.ndarray], title: str, p
 # ------------------------------------------------------------------------------- run
 
 
+def _scores(cfg: AgreementConfig, out: Path, model: Explainable, params: dict, test: dict,
+            progress: bool) -> list[dict]:
+    """Per seed, the explanations of its sample of test instances (computed once, then loaded)."""
+    per_seed, explain_fn = [], explain(model, cfg)
+    for seed in cfg.seeds:
+        path = out / "scores" / f"{model.name}-{seed}.npz"
+        if not path.exists():
+            n = len(test["lengths"])
+            pick = np.sort(random.Random(seed).sample(range(n), min(cfg.instances, n)))
+            subset = {k: v[pick] for k, v in test.items()}
+            t0 = time.perf_counter()
+            scores = _explain_split(model, explain_fn, params[seed], subset, cfg, jax.random.key(seed), progress,
+                                    f"{model.name} seed {seed}: explain")
+            scores |= {"index": pick, "input_ids": subset["input_ids"],
+                       "segment_ids": subset.get("segment_ids", np.zeros_like(subset["input_ids"])),
+                       "seconds": np.asarray(time.perf_counter() - t0)}
+            save_arrays_atomic(path, scores)
+        per_seed.append(dict(np.load(path)))
+    return per_seed
+
+
+def _summaries(per_seed: list[dict], names, premise_only: bool) -> dict[str, dict]:
+    """``{measure: {"a|b": summary}}`` over every (seed, instance); tau also gets per-seed means."""
+    corr = [correlations(s, names, premise_only=premise_only) for s in per_seed]
+    out = {m: {pair: {k: float(v) for k, v in metrics.summarize(np.concatenate([c[m][pair] for c in corr])).items()}
+               for pair in corr[0][m]} for m in MEASURES}
+    for pair, summary in out["kendall_tau"].items():
+        means = [float(np.nanmean(c["kendall_tau"][pair])) for c in corr]
+        summary |= {"seed_means": means, "seed_std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0}
+    return out
+
+
+def _flow_table(cfg: AgreementConfig, tau: dict) -> list[str]:
+    published = paper.FLOW_TAU.get(cfg.task, {})
+    cells = [f"{tau[f'{m}|flow']['mean']:.3f}" + (f" ({published[m]:.3f})" if m in published else "")
+             for m in cfg.methods]
+    return ["## transformer: attention flow vs the attribution methods (Table 4)", "",
+            "| | " + " | ".join(LABELS[m] for m in cfg.methods) + " |", "|---|" + "---|" * len(cfg.methods),
+            "| Attn Flow | " + " | ".join(cells) + " |", f"| rollout vs flow | {tau['attention|flow']['mean']:.3f} |", ""]
+
+
+def _accuracy_rows(model_name: str, task: str, accuracy: dict) -> list[str]:
+    rows = []
+    for variant in ("uniform", "softmax"):
+        if variant in accuracy:
+            values = np.asarray(accuracy[variant], np.float64)
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            published = paper.ACCURACY.get(model_name, {}).get(task, {}).get(variant)
+            rows.append(f"| {model_name} | {variant} | {values.mean():.3f} ± {spread:.3f} | " +
+                        (f"{published[0]:.3f} ± {published[1]:.3f}" if published else "") + " |")
+    return rows
+
+
+def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed: list[dict], accuracy: dict,
+                  body: list[str], figures: list[Path]) -> dict:
+    """Appends one model's tables and figures; returns its ``aggregate.json`` entry."""
+    flow = model.name == "transformer" and cfg.flow
+    names = ("attention", *cfg.methods)
+    ranked = names + (("flow",) if flow else ())
+    summary = _summaries(per_seed, ranked, premise_only=cfg.pair and model.name == "bilstm")
+    tau = summary["kendall_tau"]
+    table = ("1", "5") if model.name == "transformer" else ("2", "6")
+    attn = "attention rollout" if model.name == "transformer" else "attention weights"
+    instances = sum(len(s["index"]) for s in per_seed)
+    body += [f"## {model.name}: mean Kendall τ (Table {table[0]}; {attn}; {instances} instances over "
+             f"{len(cfg.seeds)} seeds; the paper's value in parentheses)", "",
+             *agreement_table(model.name, cfg.task, tau, names, std=False), "",
+             f"### {model.name}: mean ± std (Table {table[1]})", "",
+             *agreement_table(model.name, cfg.task, tau, names, std=True), "",
+             f"Std over instances (as the paper's); the std of the {len(cfg.seeds)} per-seed means is in "
+             "aggregate.json (`seed_std`). Deep-SHAP with the reference's two identical pad baselines is "
+             "DeepLIFT exactly, so their τ is 1 here; the paper's 0.45-0.87 for that pair is not explained by "
+             "the reference code (Captum's DeepLiftShap over identical baselines equals its DeepLift too).", ""]
+    undefined = sorted({int(v["undefined"]) for v in tau.values()} - {0})
+    if undefined:
+        body += [f"Undefined τ (a constant ranking, e.g. a one-word input), counted and left out of the means: "
+                 f"{', '.join(map(str, undefined))} instance(s) per pair (aggregate.json has each count).", ""]
+    if flow:
+        body += _flow_table(cfg, tau)
+    figures.append(_heatmap(tau, names, f"{cfg.name}: {model.name} mean Kendall τ", out / f"tau_{model.name}.png",
+                            model.name, cfg.task))
+    first = per_seed[0]
+    short = first["features"].sum(-1) <= 40
+    row = int(np.argmax(short)) if short.any() else 0
+    keep = np.flatnonzero(first["features"][row])
+    figures.append(_token_heatmap(model.tokens(first["input_ids"][row][keep]),
+                                  {n: first[n][row][keep] for n in ranked},
+                                  f"{cfg.name}: {model.name}, test instance {int(first['index'][row])} "
+                                  f"(seed {cfg.seeds[0]})", out / f"tokens_{model.name}.png"))
+    return {"kendall_tau": tau, "spearman": {p: v["mean"] for p, v in summary["spearman"].items()},
+            "pearson": {p: v["mean"] for p, v in summary["pearson"].items()}, "test_accuracy": accuracy,
+            "explain_seconds_per_instance": [float(s["seconds"]) / len(s["index"]) for s in per_seed]}
+
+
 def run(cfg: AgreementConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
+    """Trains (or loads) every model, explains, scores agreement and writes the report."""
     started = time.perf_counter()
     out = out_root / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     splits, notes = load_task(cfg)
     builders = {"bilstm": _bilstm_models, "transformer": _transformer_models}
-    names_of = {}
     body, figures, fields = [f"# Agreement study (Neely et al. 2022): {cfg.task}", ""], [], {"models": {}}
     accuracy_rows = []
     for model_name in cfg.models:
         model, params, extra = builders[model_name](cfg, out, splits, notes, progress)
-        test = extra["test"]
-        names = ("attention", *cfg.methods)
-        flow = model_name == "transformer" and cfg.flow
-        per_seed, seconds, explain_fn = [], {}, explain(model, cfg)
-        for seed in cfg.seeds:
-            path = out / "scores" / f"{model_name}-{seed}.npz"
-            if not path.exists():
-                pick = np.sort(random.Random(seed).sample(range(len(test["lengths"])),
-                                                          min(cfg.instances, len(test["lengths"]))))
-                subset = {k: v[pick] for k, v in test.items()}
-                t0 = time.perf_counter()
-                scores = _explain_split(model, explain_fn, params[seed], subset, cfg, jax.random.key(seed), progress,
-                                        f"{model_name} seed {seed}: explain")
-                seconds[seed] = time.perf_counter() - t0
-                scores |= {"index": pick, "input_ids": subset["input_ids"],
-                           "segment_ids": subset.get("segment_ids", np.zeros_like(subset["input_ids"])),
-                           "seconds": np.asarray(seconds[seed])}
-                save_arrays_atomic(path, scores)
-            per_seed.append(dict(np.load(path)))
-        corr = [correlations(s, names + (("flow",) if flow else ()), premise_only=cfg.pair and model_name == "bilstm")
-                for s in per_seed]
-        summary = {m: {pair: metrics.summarize(np.concatenate([c[m][pair] for c in corr]))
-                       for pair in corr[0][m]} for m in MEASURES}
-        seed_means = {pair: [float(np.nanmean(c["kendall_tau"][pair])) for c in corr] for pair in corr[0]["kendall_tau"]}
-        tau = {pair: {k: float(v) for k, v in s.items()} | {"seed_means": seed_means[pair]}
-               for pair, s in summary["kendall_tau"].items()}
-        names_of[model_name] = names
-        table = ("1", "5") if model_name == "transformer" else ("2", "6")
-        attn = "attention rollout" if model_name == "transformer" else "attention weights"
-        n_inst = sum(len(s["index"]) for s in per_seed)
-        body += [f"## {model_name}: mean Kendall τ (Table {table[0]}; {attn}; {n_inst} instances over "
-                 f"{len(cfg.seeds)} seeds; the paper's value in parentheses)", "",
-                 *agreement_table(model_name, cfg.task, tau, names, std=False), "",
-                 f"### {model_name}: mean ± std (Table {table[1]})", "",
-                 *agreement_table(model_name, cfg.task, tau, names, std=True), ""]
-        undefined = {p: v["undefined"] for p, v in tau.items() if v["undefined"]}
-        if undefined:
-            body += [f"Undefined τ (a constant ranking), counted and left out of the means: {undefined}", ""]
-        if flow:
-            body += [f"## {model_name}: attention flow vs the attribution methods (Table 4)", "",
-                     "| | " + " | ".join(LABELS[m] for m in cfg.methods) + " |", "|---|" + "---|" * len(cfg.methods),
-                     "| Attn Flow | " + " | ".join(
-                         f"{tau[f'{m}|flow']['mean']:.3f}" + (
-                             f" ({paper.FLOW_TAU[cfg.task][m]:.3f})" if cfg.task in paper.FLOW_TAU else "")
-                         for m in cfg.methods) + " |",
-                     f"| rollout vs flow | {tau['attention|flow']['mean']:.3f} |", ""]
-        for label, key in (("uniform", "uniform"), ("softmax", "softmax")):
-            if key in extra["accuracy"]:
-                values = np.asarray(extra["accuracy"][key], np.float64)
-                spread = values.std(ddof=1) if len(values) > 1 else 0.0
-                published = paper.ACCURACY.get(model_name, {}).get(cfg.task, {}).get(key)
-                accuracy_rows.append(f"| {model_name} | {label} | {values.mean():.3f} ± {spread:.3f} | " +
-                                     (f"{published[0]:.3f} ± {published[1]:.3f}" if published else "") + " |")
-        fields["models"][model_name] = {"kendall_tau": tau,
-                                        "spearman": {p: float(v["mean"]) for p, v in summary["spearman"].items()},
-                                        "pearson": {p: float(v["mean"]) for p, v in summary["pearson"].items()},
-                                        "test_accuracy": extra["accuracy"],
-                                        "explain_seconds_per_instance": [
-                                            float(s["seconds"]) / len(s["index"]) for s in per_seed]}
-        figures.append(_heatmap(tau, names, f"{cfg.name}: {model_name} mean Kendall τ", out /
-                                f"tau_{model_name}.png", model_name, cfg.task))
-        first = per_seed[0]
-        row = int(np.argmax(first["features"].sum(-1) <= 40) if (first["features"].sum(-1) <= 40).any() else 0)
-        keep = np.flatnonzero(first["features"][row])
-        figures.append(_token_heatmap(model.tokens(first["input_ids"][row][keep]),
-                                      {n: first[n][row][keep] for n in names + (("flow",) if flow else ())},
-                                      f"{cfg.name}: {model_name}, test instance {int(first['index'][row])} "
-                                      f"(seed {cfg.seeds[0]})", out / f"tokens_{model_name}.png"))
+        per_seed = _scores(cfg, out, model, params, extra["test"], progress)
+        fields["models"][model_name] = _report_model(cfg, out, model, per_seed, extra["accuracy"], body, figures)
+        accuracy_rows += _accuracy_rows(model_name, cfg.task, extra["accuracy"])
     body += ["## Test accuracy, uniform vs softmax attention (Table 3; mean ± std over seeds)", "",
              "| model | attention | ours | paper |", "|---|---|---|---|", *accuracy_rows]
-    summary = write_report(out, cfg, body, notes, fields, started=started, figures=figures)
-    return summary
+    return write_report(out, cfg, body, notes, fields, started=started, figures=figures)
 
 
 def main(argv=None) -> dict:
