@@ -105,5 +105,9 @@ bench-meta: install  ## time per SMaT meta step, exact vs jvp (MiniLM size)
 bench-seeds: install  ## W&P's 8 seeds in one vmapped step vs one at a time (SST, time per epoch)
 	$(PY) -m experiments.benchmarks.seeds_vmap
 
+bench-agreement: install-test  ## IG attributions/s vs Captum and Kendall tau vs a scipy loop (MiniLM classifier)
+	$(PIP) install -q -e '.[bench]'
+	$(PY) -m experiments.benchmarks.agreement
+
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis
