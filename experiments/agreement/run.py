@@ -41,7 +41,7 @@ from experiments.agreement import paper
 from experiments.agreement.configs import AgreementConfig, get_config
 from experiments.common import finish, parser, write_report
 from experiments.smat import report
-from smat.data.batching import bucket_lengths, iterate_batches
+from smat.data.batching import bucket_lengths, iterate_batches, map_batches
 from smat.data.cache import save_arrays_atomic
 from smat.data.vectors import embedding_matrix
 from smat.data.vocab import build_vocabulary
@@ -81,18 +81,16 @@ def load_task(cfg: AgreementConfig) -> tuple[dict[str, tuple[list, np.ndarray]],
         from smat.data import load_snli
 
         snli = load_snli()
+        whole = lambda split: (list(split.pairs), np.asarray(split.labels))  # noqa: E731
         if snli.train is not None:
-            splits = {"train": snli.train, "valid": snli.dev, "test": snli.test}
+            splits = {"train": whole(snli.train), "valid": whole(snli.dev), "test": whole(snli.test)}
         else:
             order = np.random.default_rng(0).permutation(len(snli.dev.labels))
             held, rest = order[:1000], order[1000:]
-            pick = lambda split, idx: ([split.pairs[i] for i in idx], np.asarray(split.labels)[idx])  # noqa: E731
-            splits = {"train": pick(snli.dev, rest), "valid": pick(snli.dev, held),
-                      "test": (list(snli.test.pairs), np.asarray(snli.test.labels))}
+            pick = lambda idx: ([snli.dev.pairs[i] for i in idx], np.asarray(snli.dev.labels)[idx])  # noqa: E731
+            splits = {"train": pick(rest), "valid": pick(held), "test": whole(snli.test)}
             notes.append(f"SNLI train is not available offline: the models train on SNLI dev minus 1,000 held-out "
                          f"pairs ({len(rest)}) and select on those 1,000; test = SNLI test (the paper: 550k train)")
-        if snli.train is not None:
-            splits = {k: (list(v.pairs), np.asarray(v.labels)) for k, v in splits.items()}
     else:
         from smat.data import load_mnli, load_qqp
 
@@ -343,8 +341,6 @@ def _transformer_models(cfg: AgreementConfig, out: Path, splits, notes, progress
 
 def _accuracy(teacher_fn, params, arrays) -> float:
     predict = jax.jit(lambda b: teacher_fn(params, b).logits.argmax(-1))
-    from smat.data.batching import map_batches
-
     inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     pred = map_batches(lambda b: {"pred": predict(b)}, inputs, arrays["lengths"], 64,
                        seq_keys=tuple(inputs))["pred"]
