@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 __all__ = [
     "Correlation", "kendall_tau", "spearman", "pearson", "average_ranks", "top_k_indices",
@@ -70,17 +71,51 @@ def _correlation(value: Array, defined: Array) -> Correlation:
     return Correlation(value, defined, jnp.sum(~defined).astype(jnp.int32))
 
 
-def kendall_tau(a: Array, b: Array, mask: Array | None = None) -> Correlation:
+def _pair_counts(a: Array, b: Array, valid: Array, unroll: int) -> tuple[Array, Array, Array]:
+    """Per row of [rows, n]: sum over unordered valid pairs of ``s^a s^b``, ``|s^a|``, ``|s^b|``.
+
+    Every unordered pair {i, j} is visited once as (i, i + d mod n) for d = 1 .. n // 2 (for
+    even n, d = n / 2 only from i < n / 2): n / 2 steps of elementwise work on [rows, n]
+    with no [n, n] intermediate, which keeps a block of rows in cache.
+    """
+    n = a.shape[-1]
+    circular = [jnp.concatenate([x, x], axis=-1) for x in (a, b, valid)]
+    counts = jnp.int32
+
+    def visit(d, totals, keep=None):
+        shifted_a, shifted_b, shifted_valid = (lax.dynamic_slice_in_dim(x, d, n, axis=1) for x in circular)
+        pair = valid & shifted_valid if keep is None else valid & shifted_valid & keep
+        sa = jnp.where(pair, jnp.sign(a - shifted_a), 0).astype(counts)
+        sb = jnp.sign(b - shifted_b).astype(counts)
+        concordance, untied_a, untied_b = totals
+        return concordance + sa * sb, untied_a + jnp.abs(sa), untied_b + jnp.where(pair, jnp.abs(sb), 0)
+
+    zeros = jnp.zeros(a.shape, counts)
+    totals = lax.fori_loop(1, (n + 1) // 2, visit, (zeros, zeros, zeros), unroll=unroll)
+    if n % 2 == 0 and n > 0:
+        totals = visit(n // 2, totals, keep=jnp.arange(n) < n // 2)
+    return tuple(jnp.sum(t, axis=-1) for t in totals)
+
+
+def kendall_tau(a: Array, b: Array, mask: Array | None = None, *, block: int | None = 256) -> Correlation:
     """Kendall's tau-b per row, equal to ``scipy.stats.kendalltau(a_row, b_row)`` on the valid entries.
 
     ``tau_b = sum_{i<j} s^a_ij s^b_ij / sqrt(n_a n_b)`` with ``s_ij = sign(x_i - x_j)``,
     ``n_a`` the pairs not tied in ``a`` and ``n_b`` those not tied in ``b``; i.e.
     ``(P - Q) / sqrt((P + Q + T_a) (P + Q + T_b))`` with the tie counts of scipy. Ties are
-    exact comparisons of the given values (cast scores to a common precision first).
+    exact comparisons of the given values (cast scores to a common precision first); the
+    pair counts are exact integers.
+
+    O(n^2) work per row but O(n) memory: pairs are visited by circular shifts (n / 2
+    elementwise steps), ``block`` rows at a time under ``lax.map`` so each block stays in
+    cache (on a 2-core CPU, 500 x 15 rows of 128 entries take ~28 ms, ~50x a loop over
+    scipy: ``make bench-agreement``). ``block=None`` does all rows in one step (for
+    accelerators, where one wide step beats a sequential map).
 
     Args:
       a, b: [..., n] scores.
       mask: [..., n] 1 on valid entries; default all.
+      block: rows per step of the sequential map; None for all at once.
 
     Returns:
       A :class:`Correlation`; undefined for rows with < 2 valid entries or no untied pair
@@ -93,16 +128,18 @@ def kendall_tau(a: Array, b: Array, mask: Array | None = None) -> Correlation:
       (0.3333, 0)
     """
     a, b = _float(a), _float(b)
-    valid = _valid(a, mask)
-    pair = (valid[..., :, None] & valid[..., None, :]).astype(jnp.int32)
-    sa = jnp.sign(a[..., :, None] - a[..., None, :]).astype(jnp.int32) * pair
-    sb = jnp.sign(b[..., :, None] - b[..., None, :]).astype(jnp.int32) * pair
-    # Sums over ordered pairs count each unordered pair twice; the factor cancels.
-    concordance = jnp.sum(sa * sb, axis=(-2, -1))
-    untied_a = jnp.sum(jnp.abs(sa), axis=(-2, -1))
-    untied_b = jnp.sum(jnp.abs(sb), axis=(-2, -1))
-    defined = (untied_a > 0) & (untied_b > 0)
     dtype = jnp.result_type(a.dtype, b.dtype)
+    shape = jnp.broadcast_shapes(a.shape, b.shape)
+    n = shape[-1]
+    valid = jnp.ones(shape, bool) if mask is None else jnp.asarray(mask).astype(bool)
+    rows = [jnp.broadcast_to(x, shape).reshape(-1, n) for x in (a.astype(dtype), b.astype(dtype), valid)]
+    total = rows[0].shape[0]
+    size = total if block is None else max(1, min(block, total))
+    pad = -total % size
+    blocks = [jnp.pad(x, ((0, pad), (0, 0))).reshape(-1, size, n) for x in rows]
+    counts = lax.map(lambda x: jnp.stack(_pair_counts(*x, unroll=8)), tuple(blocks))  # [blocks, 3, size]
+    concordance, untied_a, untied_b = (c.reshape(-1)[:total].reshape(shape[:-1]) for c in jnp.moveaxis(counts, 1, 0))
+    defined = (untied_a > 0) & (untied_b > 0)
     denom = jnp.sqrt(untied_a.astype(dtype)) * jnp.sqrt(untied_b.astype(dtype))
     tau = concordance.astype(dtype) / jnp.where(defined, denom, jnp.ones((), dtype))
     return _correlation(jnp.clip(tau, -1, 1), defined)

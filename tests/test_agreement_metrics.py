@@ -61,6 +61,22 @@ def test_kendall_tau_is_exact_on_float_scores_and_works_on_leading_dims():
     np.testing.assert_allclose(np.asarray(tau.value).ravel(), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 13])
+@pytest.mark.parametrize("block", [None, 1, 7])
+def test_kendall_tau_visits_every_pair_once_for_odd_and_even_widths_and_any_block(n, block):
+    a, b, mask = _rows(seed=n, batch=24, n=n)
+    b[1::2] = np.round(a[1::2] + np.random.default_rng(n).normal(size=(12, n)), 0)  # correlated, tied rows
+    # a mask shared by two "methods" broadcasts against [batch, 2, n] scores, as in the study
+    a2, b2 = np.stack([a, b], 1), np.stack([b, a], 1)
+    tau = jax.jit(metrics.kendall_tau, static_argnames="block")(
+        jnp.asarray(a2), jnp.asarray(b2), jnp.asarray(mask[:, None]), block=block)
+    expected = _scipy(stats.kendalltau, a, b, mask)
+    assert tau.value.shape == (24, 2)
+    for k in range(2):  # tau is symmetric in its arguments
+        np.testing.assert_allclose(np.asarray(tau.value[:, k]), expected, atol=1e-6, equal_nan=True)
+    assert int(tau.undefined) == 2 * int(np.isnan(expected).sum())
+
+
 def test_average_ranks_match_rankdata():
     a, _, mask = _rows(seed=2)
     ranks = np.asarray(metrics.average_ranks(jnp.asarray(a), jnp.asarray(mask)))
