@@ -64,6 +64,12 @@ def test_saved_scores_reproduce_the_reported_agreement(sst_smoke):
     reported = summary["models"]["transformer"]["kendall_tau"]["lime|integrated_gradients"]
     np.testing.assert_allclose(reported["mean"], np.nanmean(taus), atol=1e-5)
     assert reported["undefined"] == int(np.isnan(taus).sum())
+    # the position-bias diagnostic: tau of the flow scores with the token index, over the same tokens
+    by_position = [kendalltau(scores["flow"][row][keep], np.flatnonzero(keep)).statistic
+                   for row, keep in enumerate(features)]
+    position = summary["models"]["transformer"]["position_tau"]["flow"]
+    np.testing.assert_allclose(position["mean"], np.nanmean(by_position), atol=1e-5)
+    assert "position bias" in (folder / "table.md").read_text()
 
 
 def test_deep_shap_with_identical_baselines_is_deeplift(sst_smoke):

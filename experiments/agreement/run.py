@@ -372,6 +372,23 @@ def correlations(scores: dict[str, np.ndarray], names, premise_only: bool = Fals
     return out
 
 
+def position_bias(scores: dict[str, np.ndarray], names, premise_only: bool = False) -> dict[str, np.ndarray]:
+    """Per instance, Kendall τ between each method's scores and the token position (> 0: later tokens rank higher).
+
+    A diagnostic for agreement between methods that share, or oppose, a preference for early
+    or late tokens (attention flow on SST favours the first words). Same tokens as
+    :func:`correlations` (the premise only for the pair BiLSTM's attention).
+    """
+    features = jnp.asarray(scores["features"]).astype(bool)
+    position = jnp.broadcast_to(jnp.arange(features.shape[-1], dtype=jnp.float32), features.shape)
+    out = {}
+    for name in names:
+        mask = features & jnp.asarray(scores["segment_ids"] == 0) if premise_only and name == "attention" else features
+        corr = metrics.kendall_tau(jnp.asarray(scores[name]), position, mask)
+        out[name] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
+    return out
+
+
 def agreement_table(model: str, task: str, summary: dict, names, *, std: bool) -> list[str]:
     """Tables 1/2 (means) or 5/6 (mean +- std): ours, with the paper's value beside it."""
     header = ["", *(LABELS[n] for n in names[1:])]
@@ -521,6 +538,14 @@ def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed:
                  f"{', '.join(map(str, undefined))} instance(s) per pair (aggregate.json has each count).", ""]
     if flow:
         body += _flow_table(cfg, tau)
+    positions = [position_bias(s, ranked, premise_only=cfg.pair and model.name == "bilstm") for s in per_seed]
+    position_tau = {n: {k: float(v) for k, v in metrics.summarize(np.concatenate([p[n] for p in positions])).items()}
+                    for n in ranked}
+    body += [f"### {model.name}: position bias (mean Kendall τ of each method's scores with the token position; "
+             "> 0: later tokens rank higher)", "",
+             "| " + " | ".join(LABELS[n] for n in ranked) + " |", "|" + "---|" * len(ranked),
+             "| " + " | ".join(f"{position_tau[n]['mean']:.3f} ± {position_tau[n]['std']:.3f}" for n in ranked) + " |",
+             ""]
     figures.append(_heatmap(tau, names, f"{cfg.name}: {model.name} mean Kendall τ", out / f"tau_{model.name}.png",
                             model.name, cfg.task))
     first = per_seed[0]
@@ -532,7 +557,8 @@ def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed:
                                   f"{cfg.name}: {model.name}, test instance {int(first['index'][row])} "
                                   f"(seed {cfg.seeds[0]})", out / f"tokens_{model.name}.png"))
     return {"kendall_tau": tau, "spearman": {p: v["mean"] for p, v in summary["spearman"].items()},
-            "pearson": {p: v["mean"] for p, v in summary["pearson"].items()}, "test_accuracy": accuracy,
+            "pearson": {p: v["mean"] for p, v in summary["pearson"].items()}, "position_tau": position_tau,
+            "test_accuracy": accuracy,
             "explain_seconds_per_instance": [float(s["seconds"]) / len(s["index"]) for s in per_seed]}
 
 
