@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -131,10 +132,12 @@ def kendall_tau(a: Array, b: Array, mask: Array | None = None, *, block: int | N
     dtype = jnp.result_type(a.dtype, b.dtype)
     shape = jnp.broadcast_shapes(a.shape, b.shape)
     n = shape[-1]
+    if n == 0 or math.prod(shape) == 0:  # no entries, or no rows: nothing is defined
+        return _correlation(jnp.zeros(shape[:-1], dtype), jnp.zeros(shape[:-1], bool))
     valid = jnp.ones(shape, bool) if mask is None else jnp.asarray(mask).astype(bool)
     rows = [jnp.broadcast_to(x, shape).reshape(-1, n) for x in (a.astype(dtype), b.astype(dtype), valid)]
     total = rows[0].shape[0]
-    size = total if block is None else max(1, min(block, total))
+    size = total if block is None else min(block, total)
     pad = -total % size
     blocks = [jnp.pad(x, ((0, pad), (0, 0))).reshape(-1, size, n) for x in rows]
     counts = lax.map(lambda x: jnp.stack(_pair_counts(*x, unroll=8)), tuple(blocks))  # [blocks, 3, size]

@@ -77,6 +77,12 @@ def test_kendall_tau_visits_every_pair_once_for_odd_and_even_widths_and_any_bloc
     assert int(tau.undefined) == 2 * int(np.isnan(expected).sum())
 
 
+def test_kendall_tau_of_empty_inputs_is_undefined():
+    for shape in ((0, 5), (3, 0), (0, 0)):
+        tau = metrics.kendall_tau(jnp.zeros(shape), jnp.zeros(shape))
+        assert tau.value.shape == shape[:-1] and int(tau.undefined) == shape[0]
+
+
 def test_average_ranks_match_rankdata():
     a, _, mask = _rows(seed=2)
     ranks = np.asarray(metrics.average_ranks(jnp.asarray(a), jnp.asarray(mask)))
