@@ -52,3 +52,30 @@ def test_sst_smoke_writes_table2_figures_and_resumes(tmp_path, shared_data, monk
     monkeypatch.setattr(run, "train", no_training)
     again = run.main(["sst:smoke", "--select-on", "test", "--out", str(tmp_path), "--quiet"])
     assert again["table2"]["base"] == saved["table2"]["base"]
+
+
+def test_guide_probe_measures_sharpness_and_polarity_by_hand():
+    from experiments.wiegreffe_pinter.guide_probe import polarity_focus, sharpness, unigram_polarity
+
+    attention = np.array([[0.0, 0.5, 0.5, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.25, 0.25, 0.5]])
+    s = sharpness(attention)
+    # normalized entropies: ln2/ln2 = 1; one token -> 0 (divided by ln 2); (1.5 ln2) / ln 3
+    assert s["max"] == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    assert s["norm_entropy"] == pytest.approx((1.0 + 0.0 + 1.5 * np.log(2) / np.log(3)) / 3)
+
+    # vocabulary: 0 pad/special, 1 only in positives, 2 only in negatives, 3 in both
+    ids = np.array([[0, 1, 3, 0], [0, 2, 3, 0], [0, 1, 3, 0]])
+    support = ids > 0
+    labels = np.array([1, 0, 1])
+    pol = unigram_polarity(ids, labels, support, 4)
+    # add-one counts: class 0 [1, 1, 2, 2] / 6, class 1 [1, 3, 1, 3] / 8
+    p0, p1 = np.array([1, 1, 2, 2]) / 6, np.array([1, 3, 1, 3]) / 8
+    np.testing.assert_allclose(pol, np.abs(np.log(p1) - np.log(p0)))
+
+    guide = np.array([[0.0, 0.9, 0.1, 0.0], [0.0, 0.2, 0.8, 0.0], [0.0, 0.5, 0.5, 0.0]])
+    focus = polarity_focus(guide, ids, pol)
+    expected = np.mean([0.9 * pol[1] + 0.1 * pol[3], 0.2 * pol[2] + 0.8 * pol[3], 0.5 * pol[1] + 0.5 * pol[3]])
+    assert focus["weighted_polarity"] == pytest.approx(expected)
+    # top tokens 1 (most polar in row 0), 3 (row 1: is pol[3] the max? no, pol[2] is), 1 (argmax tie -> index 1)
+    assert pol[1] > pol[3] and pol[2] > pol[3]
+    assert focus["top_is_most_polar"] == pytest.approx(2 / 3)

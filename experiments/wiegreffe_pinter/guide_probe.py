@@ -1,0 +1,134 @@
+"""Why a guide helps or hurts the diagnostic MLP (W&P Table 3):
+``python -m experiments.wiegreffe_pinter.guide_probe sst:cpu``.
+
+Table 3 reads "BASE LSTM > TRAINED MLP > UNIFORM" as evidence that the base model's attention
+carries information a context-free model can use. This probe varies the guide and measures:
+
+1. two base BiLSTMs, trained for the config's epochs and for 2 epochs (selected as the
+   config says), and the sharpness of their attention (mean max weight, mean entropy over
+   ``ln(length)``) on train and test;
+2. the guided MLP over ``mlp_seeds`` (one vmapped run each) with the uniform guide, each base
+   model's attention, and the 8-epoch base attention imposed at test time only (uniform in
+   training) or at training time only (uniform at test);
+3. how much weight each guide puts on words that are polar on their own: the guide-weighted
+   mean of |unigram log-odds| (add-one smoothed, from the training split) on test, and the
+   share of test sentences whose highest-weighted token is the sentence's most polar word.
+
+Writes ``results/<config name>-guide-probe/{aggregate.json,table.md}``; models are cached as
+in the main run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from baselines.guided import GuidedMLPConfig, guide_data, guided_mlp
+from baselines.models import BiLSTMConfig, bilstm_classifier
+from baselines.train import encode_split, predict
+from experiments.common import finish, parser, write_report
+from experiments.wiegreffe_pinter.configs import get_config
+from experiments.wiegreffe_pinter.run import fit_models, load_splits, word_vectors
+from smat.data.vectors import embedding_matrix
+from smat.data.vocab import build_vocabulary
+
+
+def sharpness(attention: np.ndarray) -> dict[str, float]:
+    """Mean max weight and mean normalized entropy of rows of attention (zeros = masked)."""
+    support = attention > 0
+    n = np.maximum(support.sum(1), 2)
+    entropy = -np.where(support, attention * np.log(np.where(support, attention, 1.0)), 0.0).sum(1)
+    return {"max": float(attention.max(1).mean()), "norm_entropy": float((entropy / np.log(n)).mean())}
+
+
+def unigram_polarity(ids: np.ndarray, labels: np.ndarray, support: np.ndarray, vocab_size: int) -> np.ndarray:
+    """|log-odds| of each vocabulary id between the classes, add-one smoothed: [vocab]."""
+    counts = np.ones((2, vocab_size))
+    for c in (0, 1):
+        np.add.at(counts[c], ids[(labels == c)[:, None] & support], 1)
+    p = counts / counts.sum(1, keepdims=True)
+    return np.abs(np.log(p[1]) - np.log(p[0]))
+
+
+def polarity_focus(guide: np.ndarray, ids: np.ndarray, polarity: np.ndarray) -> dict[str, float]:
+    """Guide-weighted mean |log-odds|, and how often the top-weighted token is the most polar one."""
+    support = guide > 0
+    pol = np.where(support, polarity[ids[:, :guide.shape[1]]], -1.0)
+    weighted = (guide * np.maximum(pol, 0)).sum(1) / guide.sum(1)
+    top_is_polar = pol[np.arange(len(pol)), guide.argmax(1)] == pol.max(1)
+    return {"weighted_polarity": float(weighted.mean()), "top_is_most_polar": float(top_is_polar.mean())}
+
+
+def probe(cfg, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
+    started = time.perf_counter()
+    cfg = dataclasses.replace(cfg, name=cfg.name + "-guide-probe")
+    out = out_root / cfg.name
+    splits, min_df, notes = load_splits(cfg)
+    vocab = build_vocabulary(splits["train"][0], min_df)
+    vectors, vectors_note = word_vectors(cfg.vectors)
+    embeddings, _ = embedding_matrix(vocab.words, vectors)
+    data = {s: encode_split(vocab, t, y) for s, (t, y) in splits.items()}
+    additive = bilstm_classifier(BiLSTMConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1]))
+
+    bases, fields = {}, {"bases": {}, "guided_mlp_f1": {}, "polarity_focus": {}}
+    for epochs in sorted({cfg.train.epochs, 2}, reverse=True):
+        record, params = fit_models(out, f"base-{epochs}ep", additive, data,
+                                    dataclasses.replace(cfg.train, epochs=epochs), (cfg.base_seed,), embeddings,
+                                    progress)
+        bases[epochs] = {s: predict(additive, params, data[s])[1][0] for s in data}
+        fields["bases"][f"{epochs} epochs"] = {"best_epoch": record["best_epoch"][0],
+                                               "test_f1": record["metrics"]["test"]["f1"][0],
+                                               **{s: sharpness(bases[epochs][s]) for s in ("train", "test")}}
+    full = bases[cfg.train.epochs]
+    uniform = {s: (a > 0) / np.maximum((a > 0).sum(1, keepdims=True), 1) for s, a in full.items()}
+
+    guides = {"uniform": uniform, **{f"base, {e} epochs": b for e, b in bases.items()},
+              "uniform in training, base at test": {"train": uniform["train"], "dev": full["dev"],
+                                                    "test": full["test"]},
+              "base in training, uniform at test": {"train": full["train"], "dev": uniform["dev"],
+                                                    "test": uniform["test"]}}
+    mlp = guided_mlp(GuidedMLPConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1], guide="imposed"))
+    for i, (name, guide) in enumerate(guides.items()):
+        record, _ = fit_models(out, f"mlp-guide{i}", mlp, guide_data(data, guide), cfg.train, cfg.mlp_seeds,
+                               embeddings, progress)
+        f1 = np.asarray(record["metrics"]["test"]["f1"])
+        fields["guided_mlp_f1"][name] = {"median": float(np.median(f1)), "min": float(f1.min()),
+                                         "max": float(f1.max())}
+
+    train_ids = data["train"]["input_ids"]
+    polarity = unigram_polarity(train_ids, data["train"]["labels"], full["train"] > 0, len(vocab))
+    for name in ("uniform", *(f"base, {e} epochs" for e in bases)):
+        fields["polarity_focus"][name] = polarity_focus(guides[name]["test"], data["test"]["input_ids"], polarity)
+
+    body = [f"# Diagnostic-MLP guide probe ({cfg.name})", "",
+            "| base model | selected epoch | test F1 | train max / norm. entropy | test max / norm. entropy |",
+            "|---|:-:|:-:|:-:|:-:|"]
+    for name, b in fields["bases"].items():
+        body.append(f"| {name} | {b['best_epoch']} | {b['test_f1']:.3f} | {b['train']['max']:.3f} / "
+                    f"{b['train']['norm_entropy']:.3f} | {b['test']['max']:.3f} / {b['test']['norm_entropy']:.3f} |")
+    body += ["", f"Guided MLP, test F1 median [min, max] over seeds {list(cfg.mlp_seeds)}:", "",
+             "| guide | F1 |", "|---|:-:|"]
+    body += [f"| {n} | {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}] |"
+             for n, v in fields["guided_mlp_f1"].items()]
+    body += ["", "Weight on words that are polar on their own (test; |unigram log-odds| from train):", "",
+             "| guide | weighted mean \\|log-odds\\| | top token is the most polar word |", "|---|:-:|:-:|"]
+    body += [f"| {n} | {v['weighted_polarity']:.3f} | {v['top_is_most_polar']:.3f} |"
+             for n, v in fields["polarity_focus"].items()]
+    summary = write_report(out, cfg, body, [*notes, vectors_note], fields, started=started)
+    return summary
+
+
+def main(argv=None) -> dict:
+    p = parser(__doc__, "dataset", "sst | imdb | path/to/data.csv, optionally :cpu or :smoke")
+    p.add_argument("--select-on", choices=("dev", "test"), default="test",
+                   help="model selection split (test = the paper's protocol, the default here)")
+    args = p.parse_args(argv)
+    return finish(args.out, probe(get_config(args.dataset, select_on=args.select_on), args.out,
+                                  progress=not args.quiet))
+
+
+if __name__ == "__main__":
+    main()
