@@ -226,6 +226,11 @@ def fit_teacher(teacher_fn: Callable, params: Any, train: Mapping[str, np.ndarra
             params, opt_state, loss = step(params, opt_state, batch, step_key)
             losses.append(loss)
         record = {"epoch": epoch, "train_loss": float(np.mean(jax.device_get(losses)))}
+        if not np.isfinite(record["train_loss"]):
+            raise FloatingPointError(
+                f"the teacher's training loss is {record['train_loss']} in epoch {epoch}. The last batch of an "
+                "epoch is padded with rows whose attention_mask is all zero (valid = 0): a teacher_fn that "
+                "divides by the mask's sum must guard it, e.g. jnp.maximum(mask.sum(1), 1); otherwise lower lr.")
         if valid is not None:
             logits, targets = [], []
             for batch in device_batches(valid, config.batch_size, seed=None):

@@ -48,7 +48,7 @@ def _mean_pool_teacher(model):
         e = model.embed(params["encoder"], batch["input_ids"]) if embeddings is None else embeddings
         out = model.encode(params["encoder"], e, batch["attention_mask"])
         m = batch["attention_mask"][..., None].astype(e.dtype)
-        pooled = (out.last_hidden_state * m).sum(1) / m.sum(1)
+        pooled = (out.last_hidden_state * m).sum(1) / jnp.maximum(m.sum(1), 1.0)  # padding rows: no tokens
         return smat.TeacherOutput(pooled @ params["w"] + params["b"], out.head_scores, e)
 
     return teacher_fn

@@ -65,3 +65,23 @@ def test_a_hand_written_teacher_is_a_teacher():
     want = jax.nn.softmax(jnp.where(arrays["attention_mask"] > 0,
                                     params["emb"][arrays["input_ids"]] @ params["query"], -1e10), -1)
     np.testing.assert_allclose(cache["explanation/att"], np.asarray(want), atol=1e-6)
+
+
+def test_fit_teacher_names_the_padding_rows_when_the_loss_is_not_finite():
+    import pytest
+
+    from smat.teacher import TeacherTrainConfig, fit_teacher
+
+    def unguarded(params, batch, embeddings=None):  # mean pooling that divides by zero on padding rows
+        e = params["embed"][batch["input_ids"]]
+        m = batch["attention_mask"][..., None].astype(e.dtype)
+        pooled = (e * m).sum(1) / m.sum(1)
+        return TeacherOutput(pooled @ params["w"], None, e)
+
+    params = {"embed": jnp.ones((40, 4)), "w": jnp.zeros((4, 2))}
+    data = _arrays(n=7) | {"targets": np.arange(7) % 2}  # 7 examples in batches of 4: one padding row
+    with pytest.raises(FloatingPointError, match="attention_mask is all zero"):
+        fit_teacher(unguarded, params, data, None, TeacherTrainConfig(warmup_steps=1, batch_size=4, max_epochs=1),
+                    progress=False)
+    fit_teacher(unguarded, params, _arrays(n=8) | {"targets": np.arange(8) % 2}, None,
+                TeacherTrainConfig(warmup_steps=1, batch_size=4, max_epochs=1), progress=False)
