@@ -9,7 +9,7 @@ carries information a context-free model can use. This probe varies the guide an
    ``ln(length)``) on train and test;
 2. the guided MLP over ``mlp_seeds`` (one vmapped run each) with the uniform guide, each base
    model's attention, and the 8-epoch base attention imposed at test time only (uniform in
-   training) or at training time only (uniform at test);
+   training) or at training time only (uniform at test); and the MLP with its own attention;
 3. how much weight each guide puts on words that are polar on their own: the guide-weighted
    mean of |unigram log-odds| (add-one smoothed, from the training split) on test, and the
    share of test sentences whose highest-weighted token is the sentence's most polar word.
@@ -97,10 +97,18 @@ def probe(cfg, out_root: Path = Path("results"), *, progress: bool = True) -> di
         f1 = np.asarray(record["metrics"]["test"]["f1"])
         fields["guided_mlp_f1"][name] = {"median": float(np.median(f1)), "min": float(f1.min()),
                                          "max": float(f1.max())}
+    # the MLP with its own learned attention (Table 3's TRAINED MLP row), for reference
+    trained = guided_mlp(GuidedMLPConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1], guide="trained"))
+    record, trained_params = fit_models(out, "mlp-trained", trained, data, cfg.train, cfg.mlp_seeds, embeddings,
+                                        progress)
+    f1 = np.asarray(record["metrics"]["test"]["f1"])
+    fields["guided_mlp_f1"]["its own attention (TRAINED MLP)"] = {
+        "median": float(np.median(f1)), "min": float(f1.min()), "max": float(f1.max())}
+    guides["TRAINED MLP's attention (first seed)"] = {"test": predict(trained, trained_params, data["test"])[1][0]}
 
     train_ids = data["train"]["input_ids"]
     polarity = unigram_polarity(train_ids, data["train"]["labels"], full["train"] > 0, len(vocab))
-    for name in ("uniform", *(f"base, {e} epochs" for e in bases)):
+    for name in ("uniform", *(f"base, {e} epochs" for e in bases), "TRAINED MLP's attention (first seed)"):
         fields["polarity_focus"][name] = polarity_focus(guides[name]["test"], data["test"]["input_ids"], polarity)
 
     body = [f"# Diagnostic-MLP guide probe ({cfg.name})", "",
