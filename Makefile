@@ -18,7 +18,7 @@ export SMAT_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test demo test test-slow bench bench-meta bench-seeds smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility wiegreffe-pinter agreement bench-agreement clean
+.PHONY: help install install-test demo test test-slow bench bench-meta bench-seeds smat smat-smoke smat-images smat-imdb smat-mlqe smat-normalizers smat-plausibility wiegreffe-pinter wiegreffe-pinter-probe agreement bench-agreement clean
 SMAT_RUN := $(PY) -m experiments.smat.run
 SMAT_PLAUSIBILITY := $(PY) -m experiments.smat.plausibility
 
@@ -61,11 +61,14 @@ smat-imdb: install  ## Table 1: IMDB + ELECTRA-small (offline: all-MiniLM-L6-v2)
 	$(SMAT_RUN) imdb$(if $(VARIANT),:$(VARIANT))
 
 WP_RUN := $(PY) -m experiments.wiegreffe_pinter.run
-DATASET ?= sst
+DATASET ?= sst imdb
 SELECT_ON ?= test
 
-wiegreffe-pinter: install  ## W&P 2019 on DATASET (sst | imdb | path.csv): Table 2, seeds, J&W adversary (SELECT_ON=test: the paper's protocol)
-	$(WP_RUN) $(DATASET) --select-on $(SELECT_ON)
+wiegreffe-pinter: install  ## W&P 2019 on DATASET (sst imdb by default; diabetes anemia from MIMIC-III; path.csv): Tables 2-5, figures (SELECT_ON=test: the paper's protocol; VARIANT=cpu)
+	@set -e; for d in $(DATASET); do $(WP_RUN) $$d$(if $(VARIANT),:$(VARIANT)) --select-on $(SELECT_ON); done
+
+wiegreffe-pinter-probe: install  ## why Table 3's guides help or hurt (sharpness, test-only guides, polarity) on DATASET
+	@set -e; for d in $(DATASET); do $(PY) -m experiments.wiegreffe_pinter.guide_probe $$d:cpu --select-on $(SELECT_ON); done
 
 wiegreffe-pinter\:smoke: install
 	$(WP_RUN) sst:smoke --select-on test

@@ -84,9 +84,10 @@ def get_config(arg: str = "sst", *, select_on: str | None = None) -> WPConfig:
     dataset, _, variant = arg.partition(":")
     if variant not in ("", "cpu", "smoke"):
         raise ValueError(f"unknown variant {variant!r}; known: '', cpu, smoke")
-    if dataset not in ("sst", "imdb") and not dataset.endswith(".csv"):
-        raise ValueError(f"unknown dataset {dataset!r}: sst, imdb or a path to a .csv file")
-    stem = dataset if dataset in ("sst", "imdb") else dataset.rsplit("/", 1)[-1].removesuffix(".csv")
+    named = ("sst", "imdb", "diabetes", "anemia")  # the last two: MIMIC-III, a credentialed local copy
+    if dataset not in named and not dataset.endswith(".csv"):
+        raise ValueError(f"unknown dataset {dataset!r}: {', '.join(named)} or a path to a .csv file")
+    stem = dataset if dataset in named else dataset.rsplit("/", 1)[-1].removesuffix(".csv")
     train = TrainConfig(select_on=select_on or "dev")
     cfg = WPConfig(name=f"wiegreffe-pinter-{stem}" + ("-test-selected" if train.select_on == "test" else ""),
                    dataset=dataset, train=train, adversary_epochs=80 if dataset == "sst" else 40)

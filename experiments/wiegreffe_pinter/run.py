@@ -83,6 +83,21 @@ def load_splits(cfg: WPConfig) -> tuple[dict[str, tuple[list[str], np.ndarray]],
                      "test sample) but Keras-style tokenisation of the raw reviews and numpy's RNG with seed 1378 "
                      "instead of their Keras pickle and sklearn splits: the documents differ from theirs")
         min_df = MIN_DF["imdb"]
+    elif cfg.dataset in ("diabetes", "anemia"):
+        from smat.data import load_mimic
+
+        mimic = load_mimic(cfg.dataset)
+        low = 6 if cfg.dataset == "diabetes" else 0  # J&W: Diabetes 6 < n < 4000, Anemia n < 4000
+
+        def within(split):
+            keep = [i for i, t in enumerate(split.texts) if low < len(t.split()) < 4000]
+            return [split.texts[i] for i in keep], np.asarray(split.labels)[keep]
+
+        splits = {s: within(getattr(mimic, s)) for s in ("train", "dev", "test")}
+        notes += [*mimic.meta["notes"], f"MIMIC {cfg.dataset}: documents of {low + 1}-3999 tokens (J&W's Anemia "
+                  "filter also dropped the shortest documents, its min_length=None quirk; kept here); J&W's "
+                  "word2vec trained on MIMIC is replaced by the configured vectors"]
+        min_df = MIN_DF[cfg.dataset]
     else:
         import csv
 

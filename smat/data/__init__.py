@@ -29,6 +29,7 @@ from smat.data.corpora import (
 )
 from smat.data.images import FASHION_MNIST_LABELS, load_cifar100, load_digits, load_fashion_mnist
 from smat.data.manifest import MANIFESTS, Manifest, ManifestError, content_sha256, file_sha256
+from smat.data.mimic import MIMIC_TASKS, load_mimic
 from smat.data.sources import SOURCES, DataFormatError, DataUnavailableError
 from smat.data.splits import DatasetSplits, Split
 from smat.data.tables import load_table
@@ -58,6 +59,8 @@ __all__ = [
     "load_mlqe_pe",
     "load_twenty_newsgroups",
     "load_ag_news",
+    "load_mimic",
+    "MIMIC_TASKS",
     "load_fashion_mnist",
     "load_digits",
     "load_cifar100",

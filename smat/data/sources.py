@@ -133,6 +133,13 @@ SOURCES: Mapping[str, Source] = {
         "(qwone.com/~jason/20Newsgroups)",
         "scikit-learn's fetch_20newsgroups download",
     ),
+    "mimic_iii": Source(
+        "mimic-iii",
+        "NOTEEVENTS.csv[.gz] and DIAGNOSES_ICD.csv[.gz] from MIMIC-III v1.4 (physionet.org/content/mimiciii, "
+        "credentialed access: no public copy exists), plus for Diabetes CAML's {train,dev,test}_50_hadm_ids.csv "
+        "(github.com/jamesmullenbach/caml-mimic, mimicdata/mimic3)",
+        None,
+    ),
     "ag_news": Source(
         "ag_news",
         "train.csv and test.csv without header: class index (1-4), title, description "
