@@ -79,3 +79,22 @@ def test_guide_probe_measures_sharpness_and_polarity_by_hand():
     # top tokens 1 (most polar in row 0), 3 (row 1: is pol[3] the max? no, pol[2] is), 1 (argmax tie -> index 1)
     assert pol[1] > pol[3] and pol[2] > pol[3]
     assert focus["top_is_most_polar"] == pytest.approx(2 / 3)
+
+
+def test_guide_probe_smoke_with_the_adversary_guide(tmp_path, shared_data, monkeypatch):
+    if not (shared_data / "sst").exists():
+        pytest.skip("../shared/data/sst is absent")
+    from experiments.wiegreffe_pinter import guide_probe
+
+    monkeypatch.setenv("SMAT_DATA_DIR", str(shared_data))
+    summary = guide_probe.main(["sst:smoke", "--adversary", "--out", str(tmp_path), "--quiet"])
+    assert set(summary["guided_mlp_f1"]) == {
+        "uniform", "base, 2 epochs", "uniform in training, base at test", "base in training, uniform at test",
+        "adversary (λ = 0.001)", "its own attention (TRAINED MLP)"}
+    assert all(0.0 <= v["min"] <= v["median"] <= v["max"] <= 1.0 for v in summary["guided_mlp_f1"].values())
+    assert 0.0 <= summary["adversary"]["mean_jsd"] <= np.log(2) + 1e-6
+    focus = summary["polarity_focus"]
+    assert all(0.0 <= v["top_is_most_polar"] <= 1.0 and v["weighted_polarity"] >= 0.0 for v in focus.values())
+    name = configs.get_config("sst:smoke", select_on="test").name + "-guide-probe"
+    table = (tmp_path / name / "table.md").read_text()
+    assert "| guide | F1 |" in table and "The adversary (λ = 0.001, 2 epochs)" in table

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from baselines.adversary import adversary_data, adversary_summary, consistent_adversary_loss
 from baselines.guided import GuidedMLPConfig, guide_data, guided_mlp
 from baselines.models import BiLSTMConfig, bilstm_classifier
 from baselines.train import encode_split, predict
@@ -69,8 +70,11 @@ def f1_summary(record: dict) -> dict[str, float]:
     return {"median": float(np.median(f1)), "min": float(f1.min()), "max": float(f1.max())}
 
 
-def probe(cfg, out_root: Path = Path("results"), *, mlp_seeds: int | None = None, progress: bool = True) -> dict:
-    """Runs the probe; ``mlp_seeds`` keeps only the first seeds of ``cfg.mlp_seeds`` (IMDB on a CPU)."""
+def probe(cfg, out_root: Path = Path("results"), *, mlp_seeds: int | None = None, adversary: bool = False,
+          progress: bool = True) -> dict:
+    """Runs the probe; ``mlp_seeds`` keeps only the first seeds of ``cfg.mlp_seeds`` (IMDB on a CPU);
+    ``adversary`` adds Table 3's ADVERSARY guide: W&P's model-consistent adversary at
+    ``cfg.mlp_lambda``, trained for ``cfg.adversary_epochs`` against the full-length base model."""
     started = time.perf_counter()
     suffix = ""
     if mlp_seeds is not None and mlp_seeds < len(cfg.mlp_seeds):
@@ -84,12 +88,13 @@ def probe(cfg, out_root: Path = Path("results"), *, mlp_seeds: int | None = None
     data = {s: encode_split(vocab, t, y) for s, (t, y) in splits.items()}
     additive = bilstm_classifier(BiLSTMConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1]))
 
-    bases, fields = {}, {"bases": {}, "guided_mlp_f1": {}, "polarity_focus": {}}
+    bases, outputs, fields = {}, {}, {"bases": {}, "guided_mlp_f1": {}, "polarity_focus": {}}
     for epochs in sorted({cfg.train.epochs, 2}, reverse=True):
         record, params = fit_models(out, f"base-{epochs}ep", additive, data,
                                     dataclasses.replace(cfg.train, epochs=epochs), (cfg.base_seed,), embeddings,
                                     progress)
-        bases[epochs] = {s: predict(additive, params, data[s])[1][0] for s in data}
+        outputs[epochs] = {s: predict(additive, params, data[s]) for s in data}
+        bases[epochs] = {s: o[1][0] for s, o in outputs[epochs].items()}
         fields["bases"][f"{epochs} epochs"] = {"best_epoch": record["best_epoch"][0],
                                                "test_f1": record["metrics"]["test"]["f1"][0],
                                                **{s: sharpness(bases[epochs][s]) for s in ("train", "test")}}
@@ -101,6 +106,19 @@ def probe(cfg, out_root: Path = Path("results"), *, mlp_seeds: int | None = None
                                                     "test": full["test"]},
               "base in training, uniform at test": {"train": full["train"], "dev": uniform["dev"],
                                                     "test": uniform["test"]}}
+    if adversary:
+        lam, base = cfg.mlp_lambda, outputs[cfg.train.epochs]
+        adv_data = adversary_data(data, {s: o[0][0] for s, o in base.items()}, full)
+        record, params = fit_models(out, f"adversary-lambda{lam:g}", additive, adv_data,
+                                    dataclasses.replace(cfg.train, select_metric="loss", epochs=cfg.adversary_epochs),
+                                    (cfg.base_seed,), embeddings, progress, loss=consistent_adversary_loss(lam))
+        adv = {s: predict(additive, params, data[s]) for s in data}
+        summary = adversary_summary(adv["test"][0][0, :, 0], adv["test"][1][0], base["test"][0][0, :, 0],
+                                    full["test"], data["test"]["attention_mask"] > 0)
+        fields["adversary"] = {"lambda": lam, "epochs": cfg.adversary_epochs,
+                               "test_f1": record["metrics"]["test"]["f1"][0],
+                               "mean_tvd": float(summary["mean_tvd"]), "mean_jsd": float(summary["mean_jsd"])}
+        guides[f"adversary (λ = {lam:g})"] = {s: o[1][0] for s, o in adv.items()}
     mlp = guided_mlp(GuidedMLPConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1], guide="imposed"))
     for i, (name, guide) in enumerate(guides.items()):
         record, _ = fit_models(out, f"mlp-guide{i}{suffix}", mlp, guide_data(data, guide), cfg.train, cfg.mlp_seeds,
@@ -128,6 +146,10 @@ def probe(cfg, out_root: Path = Path("results"), *, mlp_seeds: int | None = None
              "| guide | F1 |", "|---|:-:|"]
     body += [f"| {n} | {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}] |"
              for n, v in fields["guided_mlp_f1"].items()]
+    if "adversary" in fields:
+        a = fields["adversary"]
+        body += ["", f"The adversary (λ = {a['lambda']:g}, {a['epochs']} epochs): test F1 {a['test_f1']:.3f}, "
+                 f"mean TVD {a['mean_tvd']:.3f} and JSD {a['mean_jsd']:.3f} from the {cfg.train.epochs}-epoch base model."]
     body += ["", "Weight on words that are polar on their own (test; |unigram log-odds| from train):", "",
              "| guide | weighted mean \\|log-odds\\| | top token is the most polar word |", "|---|:-:|:-:|"]
     body += [f"| {n} | {v['weighted_polarity']:.3f} | {v['top_is_most_polar']:.3f} |"
@@ -141,9 +163,10 @@ def main(argv=None) -> dict:
     p.add_argument("--select-on", choices=("dev", "test"), default="test",
                    help="model selection split (test = the paper's protocol, the default here)")
     p.add_argument("--mlp-seeds", type=int, default=None, help="only the first K of the config's 9 MLP seeds")
+    p.add_argument("--adversary", action="store_true", help="add Table 3's ADVERSARY guide (trains the adversary)")
     args = p.parse_args(argv)
     return finish(args.out, probe(get_config(args.dataset, select_on=args.select_on), args.out,
-                                  mlp_seeds=args.mlp_seeds, progress=not args.quiet))
+                                  mlp_seeds=args.mlp_seeds, adversary=args.adversary, progress=not args.quiet))
 
 
 if __name__ == "__main__":
