@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import os
 import re
 import sys
@@ -37,7 +36,7 @@ from typing import Iterator
 
 import numpy as np
 
-from smat.data.sources import DataFormatError, from_remote, locate
+from smat.data.sources import DataFormatError, find_file, from_remote, locate
 from smat.data.splits import DatasetSplits, Split
 
 __all__ = ["MIMIC_TASKS", "clean_mimic", "format_icd9", "load_mimic"]
@@ -75,14 +74,6 @@ def format_icd9(code: str) -> str:
     code = code.replace(".", "").strip()
     cut = 4 if code.startswith("E") else 3
     return code[:cut] + "." + code[cut:] if len(code) > cut else code
-
-
-def _find(root: Path, names: tuple[str, ...]) -> Path:
-    for name in names:
-        if (root / name).exists():
-            return root / name
-    raise FileNotFoundError(f"mimic: none of {names} in {root} (MIMIC-III v1.4 from physionet.org, "
-                            "credentialed access)")
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -154,7 +145,7 @@ def load_mimic(task: str, path: str | os.PathLike | None = None) -> DatasetSplit
     if local is None:
         from_remote("mimic_iii", None)  # raises, with the expected layout
     notes = ["MIMIC-III: a regular-expression tokenizer instead of spaCy in J&W's cleaner"]
-    codes = _diagnoses(_find(local, _CODES))
+    codes = _diagnoses(find_file(local, _CODES, "mimic_iii"))
     if task == "diabetes":
         split_ids = {}
         for split in ("train", "dev", "test"):
@@ -162,10 +153,9 @@ def load_mimic(task: str, path: str | os.PathLike | None = None) -> DatasetSplit
             if not file.exists():
                 raise FileNotFoundError(f"mimic diabetes: {file} is missing (CAML's top-50 splits, "
                                         "github.com/jamesmullenbach/caml-mimic, mimicdata/mimic3)")
-            text = io.StringIO(file.read_text(encoding="utf-8"))
-            split_ids[split] = [int(float(v)) for v in text.read().split()]
+            split_ids[split] = [int(float(v)) for v in file.read_text(encoding="utf-8").split()]
         wanted = {h for ids in split_ids.values() for h in ids}
-        texts = _discharge_summaries(_find(local, _NOTES), wanted)
+        texts = _discharge_summaries(find_file(local, _NOTES, "mimic_iii"), wanted)
         splits = {}
         for split, ids in split_ids.items():
             ids = [h for h in ids if h in texts]
@@ -177,7 +167,7 @@ def load_mimic(task: str, path: str | os.PathLike | None = None) -> DatasetSplit
 
         anemic = {h: c & {"285.1", "285.2"} for h, c in codes.items()}
         anemic = {h: "285.1" in c for h, c in anemic.items() if len(c) == 1}
-        texts = _discharge_summaries(_find(local, _NOTES), set(anemic))
+        texts = _discharge_summaries(find_file(local, _NOTES, "mimic_iii"), set(anemic))
         ids = sorted(h for h in anemic if h in texts)
         labels = np.asarray([int(anemic[h]) for h in ids])
         rest, test = train_test_split(np.arange(len(ids)), test_size=0.2, stratify=labels, random_state=12939)
