@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import datetime
 import os
 import platform
@@ -15,7 +17,7 @@ import jax
 
 from experiments.smat.report import write_json
 
-__all__ = ["machine_name", "write_report", "parser", "finish"]
+__all__ = ["machine_name", "write_report", "parser", "finish", "override", "override_suffix"]
 
 
 def machine_name() -> str:
@@ -56,3 +58,57 @@ def finish(out_root: Path, summary: dict) -> dict:
     for path in summary["figures"]:
         print(f"figure: {path}")
     return summary
+
+
+def _parse_value(text: str, current: Any) -> Any:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text  # a bare word: a string field (explainer names, normalizers, modes)
+    if isinstance(current, bool) or current is None:
+        return value
+    if isinstance(current, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(current, tuple) and isinstance(value, (list, tuple, int, str)):
+        return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if type(value) is not type(current):
+        raise ValueError(f"{text!r} is a {type(value).__name__}, the field holds a {type(current).__name__}")
+    return value
+
+
+def override(cfg: Any, assignments: Sequence[str]) -> Any:
+    """``cfg`` with ``"a.b.c=value"`` assignments applied to its nested frozen dataclasses.
+
+    Values are Python literals (``5e-4``, ``(0, 9)``, ``'softmax'``) or bare words for
+    strings; ints are accepted for float fields and single values for tuple fields. Unknown
+    field names and wrong types raise ``ValueError`` naming what exists.
+    """
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--set expects field.path=value, got {assignment!r}")
+
+        def set_in(obj, keys):
+            names = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+            if keys[0] not in names:
+                raise ValueError(f"{type(obj).__name__} has no field {keys[0]!r} (in {path!r}); fields: {names}")
+            current = getattr(obj, keys[0])
+            if len(keys) == 1:
+                try:
+                    return dataclasses.replace(obj, **{keys[0]: _parse_value(text, current)})
+                except ValueError as e:
+                    raise ValueError(f"--set {assignment}: {e}") from None
+            return dataclasses.replace(obj, **{keys[0]: set_in(current, keys[1:])})
+
+        cfg = set_in(cfg, path.strip().split("."))
+    return cfg
+
+
+def override_suffix(assignments: Sequence[str]) -> str:
+    """A results-folder suffix naming the overrides: ``["smat.meta.meta_lr=5e-4"]`` -> ``"__meta_lr=5e-4"``."""
+    parts = []
+    for assignment in assignments:
+        path, _, text = assignment.partition("=")
+        value = "-".join("".join(c if c.isalnum() or c in ".-" else " " for c in text).split())
+        parts.append(f"{path.strip().split('.')[-1]}={value}")
+    return "".join(f"__{p}" for p in parts)

@@ -44,6 +44,19 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
     run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])  # everything cached: teacher, cache, runs
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
 
+    # A student-side variant (--set) shares the teacher and its cache and writes its own folder.
+    monkeypatch.undo()
+    shared = {p: p.stat().st_mtime_ns for p in out.glob("*.npz")}
+    summary = run.main(["images:smoke", "--out", str(tmp_path), "--quiet", "--set", "smat.meta.meta_lr=1e-2",
+                        "--set", "rows=('No explainer', 'Attention (SMaT)')"])
+    variant = tmp_path / f"{cfg.name}__meta_lr=1e-2__rows=No-explainer-Attention-SMaT"
+    assert summary["experiment"] == variant.name and "meta_lr=0.01" in summary["config"]
+    assert sorted(p.name for p in (variant / "runs").glob("*.json")) == [
+        "attention-smat__n32__seed0.json", "no-explainer__n32__seed0.json"]
+    assert not list(variant.glob("*.npz")), "the variant must reuse the base experiment's teacher and cache"
+    assert shared == {p: p.stat().st_mtime_ns for p in out.glob("*.npz")}
+    assert "validation split" in (variant / "table.md").read_text()
+
 
 def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkeypatch):
     if not (shared_data / "imdb").exists():

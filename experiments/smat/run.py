@@ -1,4 +1,4 @@
-"""Runs one SMaT table: ``python -m experiments.smat.run images[:demo|:smoke|:cpu] [--out results]``.
+"""Runs one SMaT table: ``python -m experiments.smat.run images[:demo|:smoke|:cpu] [--out results] [--set F=V]``.
 
 Pipeline: data -> teacher (loaded, fine-tuned or trained from scratch; checkpointed) ->
 one teacher cache for every row -> for each N, seed and row a student run (checkpointed
@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import smat
-from experiments.common import finish, machine_name, parser, write_report
+from experiments.common import finish, machine_name, override, override_suffix, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import PAPER, ROWS, ExperimentConfig, get_config
 from smat import explainers
@@ -331,12 +331,19 @@ def _figures(cfg: ExperimentConfig, task: Task, runs: list[dict], out: Path) -> 
     return paths
 
 
-def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, progress: bool = True) -> dict:
-    """Runs (or resumes) every row x N x seed of ``cfg`` and writes the report; returns the aggregate."""
+def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, progress: bool = True,
+                   task_from: ExperimentConfig | None = None) -> dict:
+    """Runs (or resumes) every row x N x seed of ``cfg`` and writes the report; returns the aggregate.
+
+    ``task_from``: an experiment whose teacher, base checkpoint and teacher cache (in
+    ``out_root/<its name>/``, built there if absent) ``cfg`` shares; for variants that change
+    only the students.
+    """
     out = out_root / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    task = prepare_task(cfg, out, progress)
+    source = task_from or cfg
+    task = prepare_task(source, out_root / source.name, progress)
     jobs = [(row, n, seed, norm) for norm in cfg.normalizers for n in cfg.sizes for seed in cfg.seeds
             for row in cfg.rows]
     runs = []
@@ -355,14 +362,33 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
                                   baseline="No explainer" if len(cfg.seeds) >= 3 else "")
     if len(cfg.seeds) < 3:
         table += "\nNo IQR marks: fewer than 3 seeds per cell.\n"
+    valid = report.markdown_table(report.aggregate([{**r, "n": r["column"]} for r in runs], "valid_simulability"),
+                                  rows=list(cfg.rows), columns=columns, scale=1.0 if regression else 100.0,
+                                  digits=4 if regression else 2, baseline="",
+                                  title=f"{cfg.name}: on the validation split (what runs are selected and compared on)")
     figures = _figures(cfg, task, runs, out)
-    return write_report(out, cfg, [table], task.notes, {"aggregate": agg}, started=started, figures=figures)
+    return write_report(out, cfg, [table, valid], task.notes, {"aggregate": agg}, started=started, figures=figures)
+
+
+# Overrides that change only the students: such a variant reuses the base experiment's teacher and cache.
+_STUDENT_SIDE = ("smat.meta.", "smat.beta", "smat.max_epochs", "smat.patience", "seeds", "sizes", "rows",
+                 "figure_examples")
 
 
 def main(argv=None) -> dict:
-    args = parser(__doc__, "experiment", "images | imdb | mlqe | normalizers, optionally :cpu, :demo or :smoke"
-                  ).parse_args(argv)
-    return finish(args.out, run_experiment(get_config(args.experiment), args.out, progress=not args.quiet))
+    p = parser(__doc__, "experiment", "images | imdb | mlqe | normalizers, optionally :cpu, :demo or :smoke")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set smat.meta.meta_lr=5e-4 --set 'seeds=(0, 9)'; results "
+                        "go to results/<name>__<field>=<value>/, and student-side overrides (smat.meta.*, "
+                        "smat.beta, epochs, seeds, sizes, rows) reuse the base experiment's teacher and cache")
+    args = p.parse_args(argv)
+    base = get_config(args.experiment)
+    cfg, task_from = base, None
+    if args.set:
+        cfg = dataclasses.replace(override(base, args.set), name=base.name + override_suffix(args.set))
+        if all(a.partition("=")[0].strip().startswith(_STUDENT_SIDE) for a in args.set):
+            task_from = base
+    return finish(args.out, run_experiment(cfg, args.out, progress=not args.quiet, task_from=task_from))
 
 
 if __name__ == "__main__":
