@@ -350,7 +350,8 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
     for row, n, seed, norm in tqdm(jobs, desc=cfg.name, disable=not progress):
         runs.append(run_one(cfg, task, row, n, seed, out, progress, norm))
     by_normalizer = len(cfg.normalizers) > 1
-    agg = report.aggregate([{**r, "n": r["column"]} for r in runs], "test_simulability")
+    by_column = [{**r, "n": r["column"]} for r in runs]
+    agg = report.aggregate(by_column, "test_simulability")
     columns = list(cfg.normalizers) if by_normalizer else list(cfg.sizes)
     regression = cfg.task == "mlqe"
     unit = "Pearson r" if regression else "%"
@@ -362,7 +363,7 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
                                   baseline="No explainer" if len(cfg.seeds) >= 3 else "")
     if len(cfg.seeds) < 3:
         table += "\nNo IQR marks: fewer than 3 seeds per cell.\n"
-    valid = report.markdown_table(report.aggregate([{**r, "n": r["column"]} for r in runs], "valid_simulability"),
+    valid = report.markdown_table(report.aggregate(by_column, "valid_simulability"),
                                   rows=list(cfg.rows), columns=columns, scale=1.0 if regression else 100.0,
                                   digits=4 if regression else 2, baseline="",
                                   title=f"{cfg.name}: on the validation split (what runs are selected and compared on)")
