@@ -117,6 +117,9 @@ def test_normalizers_smoke_runs_mlqe_regression_by_normalizer(tmp_path, shared_d
     assert cells["sparsemax"]["values"] == cells["softmax"]["values"]
     assert all(-1.0 <= c["median"] <= 1.0 for row in summary["aggregate"].values() for c in row.values())
     assert len(list((out / "runs").glob("*.json"))) == len(cfg.rows) * len(cfg.normalizers)
+    # the mlqe table's teacher and cache are reused, not trained again under the normalizers' name
+    assert (tmp_path / "smat-mlqe-smoke" / "teacher.npz").exists() and not (out / "teacher.npz").exists()
+    assert any("shared with `smat-mlqe-smoke`" in n for n in summary["notes"])
 
 
 def test_mlqe_plausibility_smoke_scores_source_and_target_words(tmp_path, shared_data, monkeypatch):

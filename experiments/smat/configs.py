@@ -86,6 +86,9 @@ class ExperimentConfig:
         ``teacher_train``).
       normalizers: head-coefficient normalizers to run (teacher and student explainers);
         more than one makes them the table's columns (Table 7) at the first N.
+      teacher_from: the :func:`get_config` argument of an experiment with the same data and
+        teacher whose teacher, base checkpoint and teacher cache this one reuses (trained
+        there when absent) instead of training its own; None: its own.
     """
 
     name: str
@@ -105,6 +108,7 @@ class ExperimentConfig:
     base_epochs: int = 1
     fallback_teacher_train: TeacherTrainConfig | None = None
     normalizers: tuple[str, ...] = ("sparsemax",)
+    teacher_from: str | None = None
 
     def __post_init__(self):
         unknown = [r for r in self.rows if r not in ROWS]
@@ -213,8 +217,10 @@ def _mlqe(variant: str) -> ExperimentConfig:
 
 def _normalizers(variant: str) -> ExperimentConfig:
     # Table 7: MLQE-PE at N = 4,200, {sparsemax, softmax, 1.5-entmax, none} x {none, all, last, SMaT}.
+    # Same data and teacher as the mlqe table: its teacher and cache are shared, not retrained.
     mlqe = _mlqe(variant)
     return dataclasses.replace(mlqe, name=mlqe.name.replace("smat-mlqe", "smat-normalizers"),
+                               teacher_from="mlqe" + (f":{variant}" if variant else ""),
                                sizes=mlqe.sizes[1:2] if len(mlqe.sizes) == 3 else mlqe.sizes,
                                rows=("No explainer", "Attention (all layers)", "Attention (last layer)",
                                      "Attention (SMaT)"),

@@ -337,12 +337,14 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
 
     ``task_from``: an experiment whose teacher, base checkpoint and teacher cache (in
     ``out_root/<its name>/``, built there if absent) ``cfg`` shares; for variants that change
-    only the students.
+    only the students. Its (or ``cfg``'s) ``teacher_from`` is followed one step further.
     """
     out = out_root / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     source = task_from or cfg
+    if source.teacher_from:
+        source = get_config(source.teacher_from)
     task = prepare_task(source, out_root / source.name, progress)
     jobs = [(row, n, seed, norm) for norm in cfg.normalizers for n in cfg.sizes for seed in cfg.seeds
             for row in cfg.rows]
@@ -368,7 +370,11 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
                                   digits=4 if regression else 2, baseline="",
                                   title=f"{cfg.name}: on the validation split (what runs are selected and compared on)")
     figures = _figures(cfg, task, runs, out)
-    return write_report(out, cfg, [table, valid], task.notes, {"aggregate": agg}, started=started, figures=figures)
+    notes = list(task.notes)
+    if source.name != cfg.name:
+        notes.append(f"teacher, base checkpoint and teacher cache shared with `{source.name}` "
+                     f"({out_root / source.name}/)")
+    return write_report(out, cfg, [table, valid], notes, {"aggregate": agg}, started=started, figures=figures)
 
 
 # Overrides that change only the students: such a variant reuses the base experiment's teacher and cache.
