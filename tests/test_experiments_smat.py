@@ -26,15 +26,36 @@ def _check_report(out, cfg):
 
 def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
     cfg = configs.get_config("images:smoke")
-    run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
     out = tmp_path / cfg.name
+    # A student-side variant (--set) run first: it builds the base experiment's teacher and a cache
+    # holding only what its rows need, in the base folder, and writes its own report folder.
+    summary = run.main(["images:smoke", "--out", str(tmp_path), "--quiet", "--set", "smat.meta.meta_lr=1e-2",
+                        "--set", "rows=('No explainer', 'Attention (SMaT)')"])
+    variant = tmp_path / f"{cfg.name}__meta_lr=1e-2__rows=No-explainer-Attention-SMaT"
+    assert summary["experiment"] == variant.name and "meta_lr=0.01" in summary["config"]
+    assert sorted(p.name for p in (variant / "runs").glob("*.json")) == [
+        "attention-smat__n32__seed0.json", "no-explainer__n32__seed0.json"]
+    assert not list(variant.glob("*.npz")), "the variant must use the base experiment's teacher and cache"
+    assert "validation split" in (variant / "table.md").read_text()
+    with np.load(out / "cache_test.npz") as cache:
+        assert "teacher_head_scores" in cache.files
+        assert not any(k.startswith("teacher_explanation/gradient") or k.endswith("integrated_gradients")
+                       for k in cache.files)  # no gradient rows asked for
+    teacher = (out / "teacher.npz").stat().st_mtime_ns
+
+    # The full table: the same teacher, its cache extended with the gradient explainers.
+    run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
     summary = _check_report(out, cfg)
+    assert (out / "teacher.npz").stat().st_mtime_ns == teacher
+    with np.load(out / "cache_test.npz") as cache:
+        assert {f"teacher_explanation/{n}" for n in ("gradient_l2", "gradient_x_input", "integrated_gradients")} \
+            <= set(cache.files)
     assert any("Fashion-MNIST" in n or "digits" in n for n in summary["notes"])
     smat_run = json.loads(next((out / "runs").glob("attention-smat__*.json")).read_text())
     fresh_run = json.loads(next((out / "runs").glob("attention-smat-frozen*.json")).read_text())
     np.testing.assert_allclose(fresh_run["teacher_expl_params"]["head_coeffs"],
                                smat_run["teacher_expl_params"]["head_coeffs"])  # the learned phi_T, frozen
-    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in [*(out / "runs").glob("*.json"), *out.glob("*.npz")]}
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -42,20 +63,7 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(run.smat, "train_explainer", no_training)
     monkeypatch.setattr(run.smat, "train_student", no_training)
     run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])  # everything cached: teacher, cache, runs
-    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
-
-    # A student-side variant (--set) shares the teacher and its cache and writes its own folder.
-    monkeypatch.undo()
-    shared = {p: p.stat().st_mtime_ns for p in out.glob("*.npz")}
-    summary = run.main(["images:smoke", "--out", str(tmp_path), "--quiet", "--set", "smat.meta.meta_lr=1e-2",
-                        "--set", "rows=('No explainer', 'Attention (SMaT)')"])
-    variant = tmp_path / f"{cfg.name}__meta_lr=1e-2__rows=No-explainer-Attention-SMaT"
-    assert summary["experiment"] == variant.name and "meta_lr=0.01" in summary["config"]
-    assert sorted(p.name for p in (variant / "runs").glob("*.json")) == [
-        "attention-smat__n32__seed0.json", "no-explainer__n32__seed0.json"]
-    assert not list(variant.glob("*.npz")), "the variant must reuse the base experiment's teacher and cache"
-    assert shared == {p: p.stat().st_mtime_ns for p in out.glob("*.npz")}
-    assert "validation split" in (variant / "table.md").read_text()
+    assert stamps == {p: p.stat().st_mtime_ns for p in [*(out / "runs").glob("*.json"), *out.glob("*.npz")]}
 
 
 def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkeypatch):

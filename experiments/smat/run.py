@@ -226,20 +226,26 @@ def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
                 {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None, tokenizer)
 
 
-def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True) -> Task:
-    """Data, teacher and the teacher cache of every split (cached to ``out/cache_<split>.npz``)."""
+def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True,
+                 rows: tuple[str, ...] | None = None) -> Task:
+    """Data, teacher and the teacher cache of every split (cached to ``out/cache_<split>.npz``).
+
+    ``rows``: the table rows whose teacher explanations the cache must hold (default:
+    ``cfg.rows``); a cache written for other rows is extended with what is missing, so a
+    variant with fewer rows never pays for the gradient explainers it does not train with.
+    """
     task = {"images": _images_task, "imdb": _imdb_task, "mlqe": _mlqe_task}[cfg.task](cfg, out, progress)
-    names = tuple(sorted({ROWS[r] for r in cfg.rows if ROWS[r] != "fresh"} | {"attention"}))
+    names = tuple(sorted({ROWS[r] for r in (rows or cfg.rows) if ROWS[r] != "fresh"} | {"attention"}))
     splits = {}
     for split, arrays in task.splits.items():
         path = out / f"cache_{split}.npz"
         if path.exists():
             with np.load(path) as saved:
-                cached = {k: saved[k] for k in saved.files}
-        else:
-            cached = smat.add_teacher_cache(task.teacher_fn, task.teacher_params, {split: arrays}, names,
-                                            normalizer=cfg.smat.normalizer, batch_size=cfg.smat.batch_size,
-                                            progress=progress)[split]
+                arrays = {**arrays, **{k: saved[k] for k in saved.files}}
+        cached = smat.add_teacher_cache(task.teacher_fn, task.teacher_params, {split: arrays}, names,
+                                        normalizer=cfg.smat.normalizer, batch_size=cfg.smat.batch_size,
+                                        progress=progress)[split]
+        if not path.exists() or cached.keys() != arrays.keys():
             save_arrays_atomic(path, cached)
         splits[split] = cached
     return task._replace(splits=splits)
@@ -345,7 +351,7 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
     source = task_from or cfg
     if source.teacher_from:
         source = get_config(source.teacher_from)
-    task = prepare_task(source, out_root / source.name, progress)
+    task = prepare_task(source, out_root / source.name, progress, rows=cfg.rows)
     jobs = [(row, n, seed, norm) for norm in cfg.normalizers for n in cfg.sizes for seed in cfg.seeds
             for row in cfg.rows]
     runs = []
