@@ -173,7 +173,7 @@ def run_plausibility(cfg: PlausibilityConfig, out_root: Path = Path("results"), 
     source = get_config(cfg.source)
     out = out_root / cfg.name
     out.mkdir(parents=True, exist_ok=True)
-    task = prepare_task(source, out_root / source.name, progress)
+    task = prepare_task(source, out_root / source.name, progress, rows=("Attention (SMaT)",))
     runs = [run_one(source, task, "Attention (SMaT)", cfg.n, seed, out_root / source.name, progress)
             for seed in source.seeds]
     median = _median_run(runs)
