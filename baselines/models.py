@@ -76,6 +76,8 @@ class BiLSTMConfig:
       pair: the premise / hypothesis model of J&W (attention over the premise only).
       special_ids: token ids that get zero attention when the batch has no ``special_mask``.
       pad_id: the padding id; its embedding row is zeroed at init (``padding_idx=0``).
+      zero_pad_row: False keeps the pad row of the given embeddings as it is (court-of-xai's
+        AllenNLP embedding had no padding index: its pad row was a random draw).
     """
 
     vocab_size: int
@@ -87,6 +89,7 @@ class BiLSTMConfig:
     pair: bool = False
     special_ids: tuple[int, ...] = (SOS_ID, EOS_ID)
     pad_id: int = PAD_ID
+    zero_pad_row: bool = True
 
     def __post_init__(self):
         if self.attention not in ATTENTION_KINDS:
@@ -191,6 +194,8 @@ def _embedding_init(key, config: BiLSTMConfig, embeddings) -> Array:
         table = jnp.asarray(embeddings, jnp.float32)
         if table.shape != shape:
             raise ValueError(f"embeddings have shape {table.shape}, the config asks for {shape}")
+    if not config.zero_pad_row:
+        return table
     return table.at[config.pad_id].set(0.0)  # padding_idx: the reference zeroes the pad row
 
 

@@ -345,6 +345,9 @@ def test_init_follows_pytorch_defaults_and_pretrained_table():
     assert np.all(np.asarray(params["embedding"])[0] == 0.0)  # padding_idx=0
     fresh = model.init(jax.random.key(2))
     assert np.all(np.asarray(fresh["embedding"])[0] == 0.0) and np.asarray(fresh["embedding"]).std() > 0.5
+    kept = bilstm_classifier(BiLSTMConfig(vocab_size=20, embedding_dim=E, hidden_size=H, attention_hidden=A,
+                                          zero_pad_row=False)).init(jax.random.key(2), embeddings=table)
+    np.testing.assert_array_equal(np.asarray(kept["embedding"]), table.astype(np.float32))  # court's random pad row
     for direction in ("forward", "backward"):
         for name, leaf in params["encoder"][direction].items():
             assert np.abs(np.asarray(leaf)).max() <= 1 / np.sqrt(H), name

@@ -66,6 +66,22 @@ def test_embedding_matrix_rows_follow_the_vocabulary():
     assert normal[0].tolist() == [0, 0] and np.abs(normal[1]).sum() > 0
 
 
+def test_embedding_matrix_allennlp_draws_missing_rows_from_the_vectors_statistics():
+    rng = np.random.default_rng(0)
+    vectors = WordVectors([f"w{i}" for i in range(400)], rng.normal(3.0, 0.5, (400, 50)).astype(np.float32))
+    vocab = ["<pad>"] + [f"w{i}" for i in range(10)] + [f"oov{i}" for i in range(400)]
+    matrix, found = embedding_matrix(vocab, vectors, oov="allennlp", seed=1, pad_id=None)
+    np.testing.assert_array_equal(matrix[1:11], vectors.vectors[:10])
+    missing = matrix[11:]
+    # N(mean, std) of the found vectors' values (10 x 50 of N(3, 0.5)), not N(0, 1)
+    assert abs(missing.mean() - 3.0) < 0.05 and abs(missing.std() - 0.5) < 0.05
+    assert abs(matrix[0].mean() - 3.0) < 0.5 and not found[0]  # pad_id=None: the pad row is drawn too
+    zeroed, _ = embedding_matrix(vocab, vectors, oov="allennlp", seed=1)
+    assert not zeroed[0].any() and np.array_equal(zeroed[1:], matrix[1:])
+    with pytest.raises(ValueError, match="allennlp"):
+        embedding_matrix(vocab, vectors, oov="uniform")
+
+
 # ------------------------------------------------------------------ tokenization
 
 

@@ -102,3 +102,17 @@ def test_pair_bilstm_compares_attention_on_the_premise_only(tmp_path):
     np.testing.assert_allclose(corr, np.where(want.defined, want.value, np.nan), atol=1e-6)
     assert "premise" in (tmp_path / "agreement-snli-smoke" / "table.md").read_text()
     assert summary["models"]["bilstm"]["test_accuracy"]["softmax"]
+
+
+def test_set_overrides_and_the_reference_embedding_init(tmp_path):
+    """``--set embedding_init=allennlp``: OOV and pad rows drawn like court-of-xai's, in its own folder."""
+    summary = agreement_run.main(["sst:smoke", "--out", str(tmp_path), "--quiet", "--models", "bilstm",
+                                  "--set", "embedding_init=allennlp", "--set", "uniform=False"])
+    folder = tmp_path / "agreement-sst-smoke__embedding_init=allennlp__uniform=False"
+    assert summary["experiment"] == folder.name and (folder / "table.md").exists()
+    assert any("N(mean, std)" in n for n in summary["notes"])
+    with np.load(folder / "models" / "bilstm-softmax.npz") as saved:
+        (table,) = [saved[k][0] for k in saved.files if saved[k].ndim == 3 and saved[k].shape[-1] == 50]
+    assert np.abs(table[0]).sum() > 0  # the pad row (LIME's replacement, the baselines' input) is not zero
+    with pytest.raises(ValueError, match="embedding_init"):
+        agreement_run.main(["sst:smoke", "--out", str(tmp_path), "--quiet", "--set", "embedding_init=normal"])

@@ -62,6 +62,10 @@ class AgreementConfig:
       bilstm_train: the BiLSTM's (court: AMSGrad 1e-3, L2 1e-5, batch 64, <= 40 epochs,
         selection on validation AUC (accuracy for pairs)).
       vectors: the BiLSTM's word vectors ("glove-6b-50d" offline; the paper: fastText 300d).
+      embedding_init: the BiLSTM's rows without a vector and its pad row: "zeros" (torchtext,
+        as the W&P runs; pad = zero, so LIME's masking and the pad baseline are "no input") or
+        "allennlp" (the reference's: every such row, the pad row included, drawn from N(mean,
+        std) of the vectors' values once, seed 0).
       uniform: also train uniform-attention models (Table 3).
     """
 
@@ -91,11 +95,14 @@ class AgreementConfig:
         lr=1e-5, warmup_steps=0, weight_decay=0.0, clip=math.inf, batch_size=64, max_epochs=40, patience=5)
     bilstm_train: TrainConfig = TrainConfig(lr=1e-3, weight_decay=1e-5, batch_size=64, epochs=40)
     vectors: str = "glove-6b-50d"
+    embedding_init: str = "zeros"
     uniform: bool = True
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r} is not one of {TASKS}")
+        if self.embedding_init not in ("zeros", "allennlp"):
+            raise ValueError(f"embedding_init must be 'zeros' or 'allennlp', got {self.embedding_init!r}")
         if self.special_tokens not in ("exclude", "include"):
             raise ValueError(f"special_tokens must be 'exclude' or 'include', got {self.special_tokens!r}")
         if unknown := set(self.models) - set(MODELS):

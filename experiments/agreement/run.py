@@ -39,7 +39,7 @@ from baselines.models import BiLSTMConfig, PAD_ID, bilstm_classifier, content_ma
 from baselines.train import encode_pairs, encode_split
 from experiments.agreement import paper
 from experiments.agreement.configs import AgreementConfig, get_config
-from experiments.common import finish, parser, write_report
+from experiments.common import finish, override, override_suffix, parser, write_report
 from experiments.smat import report
 from smat.data.batching import bucket_lengths, iterate_batches, map_batches
 from smat.data.cache import save_arrays_atomic
@@ -253,15 +253,19 @@ def _bilstm_models(cfg: AgreementConfig, out: Path, splits, notes, progress) -> 
     words = [" ".join(p) for p in texts] if cfg.pair else texts
     vocab = build_vocabulary(words)
     vectors, vectors_name = word_vectors(cfg.vectors)
-    embeddings, found = embedding_matrix(vocab.words, vectors)
+    allennlp = cfg.embedding_init == "allennlp"
+    embeddings, found = embedding_matrix(vocab.words, vectors, oov=cfg.embedding_init,
+                                         pad_id=None if allennlp else PAD_ID)
+    init = ("drawn from N(mean, std) of the vectors, as the reference's AllenNLP embedding" if allennlp else
+            "start at zero (the reference: drawn at random)")
     notes.append(f"BiLSTM: vocabulary {len(vocab)} train words, {found.mean():.1%} in {vectors_name}; OOV rows and "
-                 "the pad row start at zero (the reference: fastText 300d, a random pad row)")
+                 f"the pad row {init}; the reference used fastText 300d")
     encode = (lambda t, y: encode_pairs(vocab, [p for p, _ in t], [h for _, h in t], y)) if cfg.pair else \
         (lambda t, y: encode_split(vocab, t, y))
     data = {name: encode(*splits[split]) for name, split in (("train", "train"), ("dev", "valid"), ("test", "test"))}
     classes = int(max(splits["train"][1].max(), splits["test"][1].max())) + 1
     arch = BiLSTMConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1],
-                        num_classes=1 if classes == 2 else classes, pair=cfg.pair)
+                        num_classes=1 if classes == 2 else classes, pair=cfg.pair, zero_pad_row=not allennlp)
     wrap = flat_pair if cfg.pair else (lambda m: m)
     params, accuracy = {}, {}
     for variant in ("softmax", "uniform") if cfg.uniform else ("softmax",):
@@ -585,12 +589,17 @@ def main(argv=None) -> dict:
     p = parser(__doc__, "config", "sst | imdb | snli | mnli | qqp, optionally :cpu or :smoke")
     p.add_argument("--models", default=None, help="comma-separated subset of bilstm,transformer")
     p.add_argument("--instances", type=int, default=None, help="explained test instances per seed (default: config)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set embedding_init=allennlp --set 'seeds=(87,)'; results go "
+                        "to results/<name>__<field>=<value>/")
     args = p.parse_args(argv)
     cfg = get_config(args.config)
     if args.models:
         cfg = dataclasses.replace(cfg, models=tuple(args.models.split(",")))
     if args.instances:
         cfg = dataclasses.replace(cfg, instances=args.instances, name=f"{cfg.name}-{args.instances}")
+    if args.set:
+        cfg = dataclasses.replace(override(cfg, args.set), name=cfg.name + override_suffix(args.set))
     return finish(args.out, run(cfg, args.out, progress=not args.quiet))
 
 

@@ -73,16 +73,18 @@ def load_vectors(path: str | os.PathLike, *, vocabulary: Sequence[str] | None = 
 
 
 def embedding_matrix(vocab_words: Sequence[str], vectors: WordVectors, *, oov: str = "zeros",
-                     seed: int = 0, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                     seed: int = 0, pad_id: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """The [vocab, dim] initial embedding for a vocabulary.
 
     Args:
       vocab_words: the vocabulary in id order.
       vectors: pretrained vectors.
-      oov: "zeros" (torchtext's default, which the W&P runs used) or "normal" (N(0, 1), J&W's
-        own vectorizer).
-      seed: for ``oov="normal"``.
-      pad_id: this row is always zero.
+      oov: "zeros" (torchtext's default, which the W&P runs used), "normal" (N(0, 1), J&W's
+        own vectorizer) or "allennlp" (N(mean, std) with the scalar mean and std of every
+        value of the vectors found: AllenNLP's pretrained-file reader, which court-of-xai used).
+      seed: for ``oov="normal"`` / ``"allennlp"``.
+      pad_id: this row is zero; None: it is initialised like an OOV row (AllenNLP's
+        ``@@PADDING@@`` is not in the vectors file, so the reference's pad row was random).
 
     Returns:
       ``(matrix, found)`` where ``found[i]`` says whether word i had a pretrained vector.
@@ -93,14 +95,19 @@ def embedding_matrix(vocab_words: Sequence[str], vectors: WordVectors, *, oov: s
         matrix = np.zeros((len(vocab_words), dim), np.float32)
     elif oov == "normal":
         matrix = np.random.default_rng(seed).standard_normal((len(vocab_words), dim)).astype(np.float32)
-    else:
-        raise ValueError(f"oov must be 'zeros' or 'normal', got {oov!r}")
+    elif oov != "allennlp":
+        raise ValueError(f"oov must be 'zeros', 'normal' or 'allennlp', got {oov!r}")
     found = np.zeros(len(vocab_words), bool)
     rows = [(i, index[w]) for i, w in enumerate(vocab_words) if w in index]
+    if oov == "allennlp":
+        values = vectors.vectors[[theirs for _, theirs in rows]] if rows else np.zeros((1, dim), np.float32)
+        matrix = np.random.default_rng(seed).normal(float(values.mean()), float(values.std()),
+                                                    (len(vocab_words), dim)).astype(np.float32)
     if rows:
         ours, theirs = map(np.asarray, zip(*rows))
         matrix[ours] = vectors.vectors[theirs]
         found[ours] = True
-    matrix[pad_id] = 0.0
-    found[pad_id] = False
+    if pad_id is not None:
+        matrix[pad_id] = 0.0
+        found[pad_id] = False
     return matrix, found
