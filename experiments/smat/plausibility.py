@@ -70,8 +70,9 @@ def labelled_examples(cfg: PlausibilityConfig, tokenizer) -> tuple[dict[str, np.
         splits = (data.train, data.dev, data.test)
         texts = [t for s in splits for t in s.texts]
         spans = [r for s in splits for r in s.rationales]
-        if cfg.max_examples:
-            texts, spans = texts[:cfg.max_examples], spans[:cfg.max_examples]
+        if cfg.max_examples:  # evenly spaced across the three splits
+            index = np.linspace(0, len(texts) - 1, min(cfg.max_examples, len(texts))).round().astype(int)
+            texts, spans = [texts[i] for i in index], [spans[i] for i in index]
         enc = encode_texts(tokenizer, texts, max_length=cfg.max_length)
         gold = {"gold_0": rationale_word_mask(spans, cfg.max_length),
                 "gold_words_0": np.asarray([len(t.split()) for t in texts], np.int32)}
