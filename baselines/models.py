@@ -186,7 +186,8 @@ def additive_attention_init(key, input_size: int, attention_hidden: int, *, quer
     return params
 
 
-def _embedding_init(key, config: BiLSTMConfig, embeddings) -> Array:
+def _embedding_init(key, config, embeddings, zero_pad: bool = True) -> Array:
+    """The embedding table of a BiLSTM / guided-MLP config (``vocab_size``, ``embedding_dim``, ``pad_id``)."""
     shape = (config.vocab_size, config.embedding_dim)
     if embeddings is None:
         table = jax.random.normal(key, shape, jnp.float32)  # nn.Embedding's default N(0, 1)
@@ -194,7 +195,7 @@ def _embedding_init(key, config: BiLSTMConfig, embeddings) -> Array:
         table = jnp.asarray(embeddings, jnp.float32)
         if table.shape != shape:
             raise ValueError(f"embeddings have shape {table.shape}, the config asks for {shape}")
-    if not config.zero_pad_row:
+    if not zero_pad:
         return table
     return table.at[config.pad_id].set(0.0)  # padding_idx: the reference zeroes the pad row
 
@@ -404,7 +405,7 @@ def bilstm_classifier(config: BiLSTMConfig) -> Model:
 
     def init_encoder(key, embeddings) -> Params:
         k_emb, k_lstm = jax.random.split(key)
-        return {"embedding": _embedding_init(k_emb, config, embeddings),
+        return {"embedding": _embedding_init(k_emb, config, embeddings, config.zero_pad_row),
                 "encoder": bilstm_init(k_lstm, config.embedding_dim, config.hidden_size)}
 
     def init(key, embeddings=None) -> Params:
