@@ -90,23 +90,21 @@ def embedding_matrix(vocab_words: Sequence[str], vectors: WordVectors, *, oov: s
       ``(matrix, found)`` where ``found[i]`` says whether word i had a pretrained vector.
     """
     index = {w: i for i, w in enumerate(vectors.words)}
-    dim = vectors.dim
+    shape = (len(vocab_words), vectors.dim)
+    ours = np.asarray([i for i, w in enumerate(vocab_words) if w in index], np.int64)
+    theirs = np.asarray([index[vocab_words[i]] for i in ours], np.int64)
     if oov == "zeros":
-        matrix = np.zeros((len(vocab_words), dim), np.float32)
+        matrix = np.zeros(shape, np.float32)
     elif oov == "normal":
-        matrix = np.random.default_rng(seed).standard_normal((len(vocab_words), dim)).astype(np.float32)
-    elif oov != "allennlp":
+        matrix = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    elif oov == "allennlp":
+        values = vectors.vectors[theirs] if len(theirs) else np.zeros(1, np.float32)
+        matrix = np.random.default_rng(seed).normal(float(values.mean()), float(values.std()), shape).astype(np.float32)
+    else:
         raise ValueError(f"oov must be 'zeros', 'normal' or 'allennlp', got {oov!r}")
+    matrix[ours] = vectors.vectors[theirs]
     found = np.zeros(len(vocab_words), bool)
-    rows = [(i, index[w]) for i, w in enumerate(vocab_words) if w in index]
-    if oov == "allennlp":
-        values = vectors.vectors[[theirs for _, theirs in rows]] if rows else np.zeros((1, dim), np.float32)
-        matrix = np.random.default_rng(seed).normal(float(values.mean()), float(values.std()),
-                                                    (len(vocab_words), dim)).astype(np.float32)
-    if rows:
-        ours, theirs = map(np.asarray, zip(*rows))
-        matrix[ours] = vectors.vectors[theirs]
-        found[ours] = True
+    found[ours] = True
     if pad_id is not None:
         matrix[pad_id] = 0.0
         found[pad_id] = False
