@@ -82,14 +82,19 @@ def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkey
 
     monkeypatch.setattr(run.smat, "train_explainer", no_training)
     _check_plausibility(tmp_path, "movies:smoke", columns=["AUC"])
+    # A --set variant scores fewer documents under its own name, from the same source runs.
+    summary = _check_plausibility(tmp_path, "movies:smoke", columns=["AUC"],
+                                  overrides=["max_examples=12", "seeds=(0,)"])
+    assert summary["counts"]["AUC"] <= 12 and summary["median_run"] == {"seed": 0, "n": 16}
 
 
-def _check_plausibility(root, arg, columns):
+def _check_plausibility(root, arg, columns, overrides=()):
+    from experiments.common import override_suffix
     from experiments.smat import plausibility
 
     cfg = configs.get_plausibility_config(arg)
-    plausibility.main([arg, "--out", str(root), "--quiet"])
-    out = root / cfg.name
+    plausibility.main([arg, "--out", str(root), "--quiet", *(x for o in overrides for x in ("--set", o))])
+    out = root / (cfg.name + (override_suffix(overrides) if overrides else ""))
     summary = json.loads((out / "aggregate.json").read_text())
     table = summary["table"]
     assert set(table) == set(configs.PLAUSIBILITY_ROWS)

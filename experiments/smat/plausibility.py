@@ -1,4 +1,4 @@
-"""Plausibility tables: ``python -m experiments.smat.plausibility movies|mlqe[:cpu|:smoke] [--out results]``.
+"""Plausibility tables: ``python -m experiments.smat.plausibility movies|mlqe[:cpu|:smoke] [--set F=V] [--out results]``.
 
 Table 2 of the SMaT paper scores the IMDB teacher's explainers against ERASER Movie Reviews
 evidence; Table 6 scores the MLQE-PE teacher's against the post-editing dev word tags
@@ -20,6 +20,7 @@ labelled data (marked *, as in the paper: they use the human labels).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import smat
-from experiments.common import finish, parser, write_report
+from experiments.common import finish, override, override_suffix, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import (PAPER_PLAUSIBILITY, PLAUSIBILITY_ROWS, PlausibilityConfig, get_config,
                                       get_plausibility_config)
@@ -176,7 +177,7 @@ def run_plausibility(cfg: PlausibilityConfig, out_root: Path = Path("results"), 
     out.mkdir(parents=True, exist_ok=True)
     task = prepare_task(source, out_root / source.name, progress, rows=("Attention (SMaT)",))
     runs = [run_one(source, task, "Attention (SMaT)", cfg.n, seed, out_root / source.name, progress)
-            for seed in source.seeds]
+            for seed in (cfg.seeds or source.seeds)]
     median = _median_run(runs)
 
     arrays, groups, sides = labelled_examples(cfg, task.tokenizer)
@@ -261,8 +262,15 @@ def run_plausibility(cfg: PlausibilityConfig, out_root: Path = Path("results"), 
 
 
 def main(argv=None) -> dict:
-    args = parser(__doc__, "table", "movies | mlqe, optionally :cpu or :smoke").parse_args(argv)
-    return finish(args.out, run_plausibility(get_plausibility_config(args.table), args.out, progress=not args.quiet))
+    p = parser(__doc__, "table", "movies | mlqe, optionally :cpu or :smoke")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field, e.g. --set n=525 --set 'seeds=(0,)' --set max_examples=1200; results go "
+                        "to results/<name>__<field>=<value>/ (the source experiment, its teacher and runs, are shared)")
+    args = p.parse_args(argv)
+    cfg = get_plausibility_config(args.table)
+    if args.set:
+        cfg = dataclasses.replace(override(cfg, args.set), name=cfg.name + override_suffix(args.set))
+    return finish(args.out, run_plausibility(cfg, args.out, progress=not args.quiet))
 
 
 if __name__ == "__main__":
