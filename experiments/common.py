@@ -52,6 +52,20 @@ def parser(doc: str, positional: str, help: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_set_option(p: argparse.ArgumentParser, example: str, more: str = "") -> None:
+    """``--set FIELD=VALUE`` (repeatable): config overrides, applied by :func:`apply_overrides`."""
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help=f"override a config field, e.g. {example}; results go to "
+                        f"results/<name>__<field>=<value>/{more}")
+
+
+def apply_overrides(cfg: Any, assignments: Sequence[str]) -> Any:
+    """``cfg`` with the ``--set`` assignments applied and its name suffixed by them (unchanged without any)."""
+    if not assignments:
+        return cfg
+    return dataclasses.replace(override(cfg, assignments), name=cfg.name + override_suffix(assignments))
+
+
 def finish(out_root: Path, summary: dict) -> dict:
     """Prints the table and the figure paths of a finished run."""
     print((out_root / summary["experiment"] / "table.md").read_text())

@@ -39,7 +39,7 @@ from baselines.models import BiLSTMConfig, PAD_ID, bilstm_classifier, content_ma
 from baselines.train import encode_pairs, encode_split
 from experiments.agreement import paper
 from experiments.agreement.configs import AgreementConfig, get_config
-from experiments.common import finish, override, override_suffix, parser, write_report
+from experiments.common import add_set_option, apply_overrides, finish, parser, write_report
 from experiments.smat import report
 from smat.data.batching import bucket_lengths, iterate_batches, map_batches
 from smat.data.cache import save_arrays_atomic
@@ -589,17 +589,14 @@ def main(argv=None) -> dict:
     p = parser(__doc__, "config", "sst | imdb | snli | mnli | qqp, optionally :cpu or :smoke")
     p.add_argument("--models", default=None, help="comma-separated subset of bilstm,transformer")
     p.add_argument("--instances", type=int, default=None, help="explained test instances per seed (default: config)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set embedding_init=allennlp --set 'seeds=(87,)'; results go "
-                        "to results/<name>__<field>=<value>/")
+    add_set_option(p, "--set embedding_init=allennlp --set 'seeds=(87,)'")
     args = p.parse_args(argv)
     cfg = get_config(args.config)
     if args.models:
         cfg = dataclasses.replace(cfg, models=tuple(args.models.split(",")))
     if args.instances:
         cfg = dataclasses.replace(cfg, instances=args.instances, name=f"{cfg.name}-{args.instances}")
-    if args.set:
-        cfg = dataclasses.replace(override(cfg, args.set), name=cfg.name + override_suffix(args.set))
+    cfg = apply_overrides(cfg, args.set)
     return finish(args.out, run(cfg, args.out, progress=not args.quiet))
 
 

@@ -20,7 +20,6 @@ labelled data (marked *, as in the paper: they use the human labels).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import smat
-from experiments.common import finish, override, override_suffix, parser, write_report
+from experiments.common import add_set_option, apply_overrides, finish, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import (PAPER_PLAUSIBILITY, PLAUSIBILITY_ROWS, PlausibilityConfig, get_config,
                                       get_plausibility_config)
@@ -263,13 +262,10 @@ def run_plausibility(cfg: PlausibilityConfig, out_root: Path = Path("results"), 
 
 def main(argv=None) -> dict:
     p = parser(__doc__, "table", "movies | mlqe, optionally :cpu or :smoke")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a field, e.g. --set n=525 --set 'seeds=(0,)' --set max_examples=1200; results go "
-                        "to results/<name>__<field>=<value>/ (the source experiment, its teacher and runs, are shared)")
+    add_set_option(p, "--set n=525 --set 'seeds=(0,)' --set max_examples=1200",
+                   " (the source experiment, its teacher and runs, are shared)")
     args = p.parse_args(argv)
-    cfg = get_plausibility_config(args.table)
-    if args.set:
-        cfg = dataclasses.replace(override(cfg, args.set), name=cfg.name + override_suffix(args.set))
+    cfg = apply_overrides(get_plausibility_config(args.table), args.set)
     return finish(args.out, run_plausibility(cfg, args.out, progress=not args.quiet))
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import smat
-from experiments.common import finish, machine_name, override, override_suffix, parser, write_report
+from experiments.common import add_set_option, apply_overrides, finish, machine_name, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import PAPER, ROWS, ExperimentConfig, get_config
 from smat import explainers
@@ -390,17 +390,14 @@ _STUDENT_SIDE = ("smat.meta.", "smat.beta", "smat.max_epochs", "smat.patience", 
 
 def main(argv=None) -> dict:
     p = parser(__doc__, "experiment", "images | imdb | mlqe | normalizers, optionally :cpu, :demo or :smoke")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set smat.meta.meta_lr=5e-4 --set 'seeds=(0, 9)'; results "
-                        "go to results/<name>__<field>=<value>/, and student-side overrides (smat.meta.*, "
-                        "smat.beta, epochs, seeds, sizes, rows) reuse the base experiment's teacher and cache")
+    add_set_option(p, "--set smat.meta.meta_lr=5e-4 --set 'seeds=(0, 9)'",
+                   ", and student-side overrides (smat.meta.*, smat.beta, epochs, seeds, sizes, rows) reuse the base "
+                   "experiment's teacher and cache")
     args = p.parse_args(argv)
     base = get_config(args.experiment)
-    cfg, task_from = base, None
-    if args.set:
-        cfg = dataclasses.replace(override(base, args.set), name=base.name + override_suffix(args.set))
-        if all(a.partition("=")[0].strip().startswith(_STUDENT_SIDE) for a in args.set):
-            task_from = base
+    cfg, task_from = apply_overrides(base, args.set), None
+    if args.set and all(a.partition("=")[0].strip().startswith(_STUDENT_SIDE) for a in args.set):
+        task_from = base
     return finish(args.out, run_experiment(cfg, args.out, progress=not args.quiet, task_from=task_from))
 
 
