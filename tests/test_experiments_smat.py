@@ -1,5 +1,6 @@
 """The SMaT experiment layer at smoke scale: every file of the report, and resuming."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -64,6 +65,27 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(run.smat, "train_student", no_training)
     run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])  # everything cached: teacher, cache, runs
     assert stamps == {p: p.stat().st_mtime_ns for p in [*(out / "runs").glob("*.json"), *out.glob("*.npz")]}
+
+    # A run stored under other settings (its fingerprint differs) is trained again, not reused.
+    stale = out / "runs" / "no-explainer__n32__seed0.json"
+    stale.write_text(json.dumps(json.loads(stale.read_text()) | {"fingerprint": "other-settings"}))
+    with pytest.raises(AssertionError, match="trained again"):
+        run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
+
+
+def test_run_fingerprints_follow_the_settings_not_the_table_layout():
+    cfg = configs.get_config("images:smoke")
+    key = run.run_fingerprint(cfg, "Attention (SMaT)", 32, 0, "sparsemax")
+    same = dataclasses.replace(cfg, name="other", sizes=(32, 64), seeds=(0, 9), rows=("Attention (SMaT)",))
+    assert run.run_fingerprint(same, "Attention (SMaT)", 32, 0, "sparsemax") == key
+    faster = dataclasses.replace(cfg, smat=dataclasses.replace(cfg.smat, meta=dataclasses.replace(
+        cfg.smat.meta, meta_lr=1e-2)))
+    assert run.run_fingerprint(faster, "Attention (SMaT)", 32, 0, "sparsemax") != key
+    assert len({run.run_fingerprint(cfg, *args) for args in [("Attention (SMaT)", 32, 0, "sparsemax"),
+                                                             ("No explainer", 32, 0, "sparsemax"),
+                                                             ("Attention (SMaT)", 64, 0, "sparsemax"),
+                                                             ("Attention (SMaT)", 32, 9, "sparsemax"),
+                                                             ("Attention (SMaT)", 32, 0, "softmax")]}) == 5
 
 
 def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkeypatch):

@@ -10,6 +10,7 @@ explanation figures. Killed runs resume; finished runs are never repeated.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -255,19 +256,34 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
 
 
+def run_fingerprint(cfg: ExperimentConfig, row: str, n: int, seed: int, normalizer: str) -> str:
+    """What a finished run depends on: the task, teacher and student settings, not the table's layout.
+
+    A stored run whose fingerprint differs (the config changed since) is trained again.
+    """
+    settings = dataclasses.replace(cfg, name="", sizes=(), seeds=(), rows=(), figure_examples=0, normalizers=())
+    return hashlib.sha256(repr((settings, row, n, seed, normalizer)).encode()).hexdigest()[:16]
+
+
 def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out: Path, progress: bool,
              normalizer: str | None = None) -> dict:
     normalizer = normalizer or cfg.smat.normalizer
     suffix = f"__{normalizer}" if len(cfg.normalizers) > 1 else ""
     path = out / "runs" / f"{_slug(row)}__n{n}__seed{seed}{suffix}.json"
+    fingerprint = run_fingerprint(cfg, row, n, seed, normalizer)
+    checkpoint = out / "checkpoints" / f"{path.stem}__{fingerprint}.npz"
     if path.exists():
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
+        if record.get("fingerprint") == fingerprint:
+            return record
+        print(f"{path}: written under other settings (fingerprint {record.get('fingerprint')} != {fingerprint}); "
+              "training it again")
     pool = task.splits["pool"]
     index = np.sort(np.random.default_rng(seed).permutation(len(next(iter(pool.values()))))[:n])
     data = {"train": _subset(pool, index), "valid": task.splits["valid"], "test": task.splits["test"]}
     explainer = ROWS[row]
     common = dict(student=task.student, student_encoder_params=task.student_encoder_params,
-                  checkpoint=out / "checkpoints" / f"{path.stem}.npz", progress=progress)
+                  checkpoint=checkpoint, progress=progress)
     t0 = time.perf_counter()
     if explainer == "fresh":
         smat_run = run_one(cfg, task, "Attention (SMaT)", n, seed, out, progress, normalizer)
@@ -279,6 +295,7 @@ def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out:
         config = dataclasses.replace(cfg.smat, explainer=explainer, seed=seed, normalizer=normalizer)
         result = smat.train_explainer(task.teacher_fn, task.teacher_params, data, config, **common)
     record = {"row": row, "n": n, "seed": seed, "normalizer": normalizer, "explainer": explainer,
+              "fingerprint": fingerprint,
               "column": normalizer if suffix else n, "metrics": result.metrics,
               "best_epoch": result.best_epoch, "history": result.history, "seconds": time.perf_counter() - t0,
               "teacher_expl_params": jax.tree.map(lambda x: np.asarray(x).tolist(),
