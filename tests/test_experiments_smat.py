@@ -148,13 +148,27 @@ def test_normalizers_smoke_runs_mlqe_regression_by_normalizer(tmp_path, shared_d
     summary = json.loads((out / "aggregate.json").read_text())
     cells = summary["aggregate"]["No explainer"]
     assert set(cells) == {"sparsemax", "softmax"}
-    # beta = 0: the normalizer cannot change the no-explainer student (Table 7's constant row)
+    # beta = 0: the normalizer cannot change the no-explainer student (Table 7's constant row),
+    # so it is trained once and its run fills every normalizer's column
     assert cells["sparsemax"]["values"] == cells["softmax"]["values"]
+    assert [p.name for p in (out / "runs").glob("no-explainer*.json")] == ["no-explainer__n16__seed0__sparsemax.json"]
     assert all(-1.0 <= c["median"] <= 1.0 for row in summary["aggregate"].values() for c in row.values())
-    assert len(list((out / "runs").glob("*.json"))) == len(cfg.rows) * len(cfg.normalizers)
+    assert len(list((out / "runs").glob("*.json"))) == (len(cfg.rows) - 1) * len(cfg.normalizers) + 1
     # the mlqe table's teacher and cache are reused, not trained again under the normalizers' name
     assert (tmp_path / "smat-mlqe-smoke" / "teacher.npz").exists() and not (out / "teacher.npz").exists()
     assert any("shared with `smat-mlqe-smoke`" in n for n in summary["notes"])
+    # the mlqe table's sparsemax runs are the normalizers table's sparsemax column: found by
+    # fingerprint and reused, not trained again (a changed setting would change the fingerprint)
+    mlqe = configs.get_config("mlqe:smoke")
+    run.main(["mlqe:smoke", "--out", str(tmp_path), "--quiet"])
+    for row in mlqe.rows:
+        theirs = json.loads((out / "runs" / f"{run._slug(row)}__n16__seed0__sparsemax.json").read_text())
+        ours = json.loads((tmp_path / mlqe.name / "runs" / f"{run._slug(row)}__n16__seed0.json").read_text())
+        assert ours["reused_from"] == cfg.name and ours["metrics"] == theirs["metrics"] and ours["column"] == 16
+    run.main(["mlqe:smoke", "--out", str(tmp_path), "--quiet", "--set", "smat.meta.meta_lr=1e-3",
+              "--set", "rows=('Attention (SMaT)',)"])
+    retrained = json.loads(next((tmp_path / f"{mlqe.name}__meta_lr=1e-3__rows=Attention-SMaT").glob("runs/*.json")).read_text())
+    assert "reused_from" not in retrained
 
 
 def test_mlqe_plausibility_smoke_scores_source_and_target_words(tmp_path, shared_data, monkeypatch):
