@@ -88,6 +88,25 @@ def test_run_fingerprints_follow_the_settings_not_the_table_layout():
                                                              ("Attention (SMaT)", 32, 0, "softmax")]}) == 5
 
 
+def test_finished_runs_are_found_in_other_experiments_by_fingerprint_only(tmp_path):
+    row, key = "Attention (SMaT)", "f" * 16
+    record = {"row": row, "n": 32, "seed": 1, "normalizer": "sparsemax", "fingerprint": key, "metrics": {}}
+
+    def put(folder, name, **changes):
+        (tmp_path / folder / "runs").mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "runs" / name).write_text(json.dumps(record | changes))
+
+    ours = tmp_path / "ours"
+    put("ours", "attention-smat__n32__seed1.json")  # our own folder is not "elsewhere"
+    put("a", "attention-smat__n32__seed11.json", seed=11)  # the glob also matches seed 11
+    put("b", "attention-smat__n32__seed1__softmax.json", normalizer="softmax")
+    put("c", "attention-smat__n32__seed1.json", fingerprint="0" * 16)
+    assert run._finished_elsewhere(ours, row, 32, 1, "sparsemax", key) is None
+    put("d", "attention-smat__n32__seed1__sparsemax.json")
+    found = run._finished_elsewhere(ours, row, 32, 1, "sparsemax", key)
+    assert found["reused_from"] == "d" and found["fingerprint"] == key
+
+
 def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkeypatch):
     if not (shared_data / "imdb").exists():
         pytest.skip("../shared/data/imdb is absent")
