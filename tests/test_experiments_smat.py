@@ -107,6 +107,18 @@ def test_finished_runs_are_found_in_other_experiments_by_fingerprint_only(tmp_pa
     assert found["reused_from"] == "d" and found["fingerprint"] == key
 
 
+def test_runs_stuck_at_the_majority_class_are_named_in_the_notes():
+    logits = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])  # teacher: class 0 on 3 of 4
+    task = run.Task(None, None, None, None, {"valid": {"teacher_outputs": logits}}, [], {}, None)
+    stuck = {"row": "No explainer", "n": 8, "seed": 9, "history": [{"valid_simulability": 0.75}] * 3}
+    learned = {"row": "Attention (SMaT)", "n": 8, "seed": 9,
+               "history": [{"valid_simulability": 0.75}, {"valid_simulability": 1.0}]}
+    (note,) = run._one_class_runs(task, [stuck, learned], regression=False)
+    assert note.startswith("1 of 2 runs") and "(0.750)" in note and "No explainer (N = 8, seed 9)" in note
+    assert run._one_class_runs(task, [learned], regression=False) == []
+    assert run._one_class_runs(task, [stuck], regression=True) == []
+
+
 def test_imdb_smoke_substitutes_minilm_and_says_so(tmp_path, shared_data, monkeypatch):
     if not (shared_data / "imdb").exists():
         pytest.skip("../shared/data/imdb is absent")

@@ -421,11 +421,26 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
                                   digits=4 if regression else 2, baseline="",
                                   title=f"{cfg.name}: on the validation split (what runs are selected and compared on)")
     figures = _figures(cfg, task, runs, out)
-    notes = list(task.notes)
+    notes = list(task.notes) + _one_class_runs(task, runs, regression)
     if source.name != cfg.name:
         notes.append(f"teacher, base checkpoint and teacher cache shared with `{source.name}` "
                      f"({out_root / source.name}/)")
     return write_report(out, cfg, [table, valid], notes, {"aggregate": agg}, started=started, figures=figures)
+
+
+def _one_class_runs(task: Task, runs: list[dict], regression: bool) -> list[str]:
+    """A note naming the runs whose student sat at the teacher's majority-class rate on
+    validation at every epoch (it predicted one class throughout: nothing was learned)."""
+    if regression:
+        return []
+    predicted = np.asarray(task.splits["valid"]["teacher_outputs"]).argmax(-1)
+    majority = float(np.bincount(predicted).max() / len(predicted))
+    stuck = [r for r in runs if all(abs(h["valid_simulability"] - majority) < 1e-6 for h in r["history"])]
+    if not stuck:
+        return []
+    names = ", ".join(f"{r['row']} (N = {r['n']}, seed {r['seed']})" for r in stuck)
+    return [f"{len(stuck)} of {len(runs)} runs stayed at the teacher's majority-class rate on validation "
+            f"({majority:.3f}) at every epoch, i.e. the student predicted one class throughout: {names}"]
 
 
 # Overrides that change only the students: such a variant reuses the base experiment's teacher and cache.
