@@ -17,6 +17,7 @@ import html
 import json
 import os
 import tempfile
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,13 @@ def head_heatmap(
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if v > middle else "white")
     fig.colorbar(image, ax=list(axes), label=label)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrap(title, fig))
     return _save(fig, path)
+
+
+def _wrap(title: str, fig) -> str:
+    """A figure title broken into lines that fit the figure's width (long experiment names)."""
+    return "\n".join(textwrap.wrap(title, max(30, int(fig.get_figwidth() * 11)), break_on_hyphens=True))
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
@@ -390,7 +396,7 @@ def image_overlay(
     for ax in axes.flat:
         ax.axis("off")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrap(title, fig))
     return _save(fig, path)
 
 
