@@ -445,14 +445,14 @@ def _one_class_runs(task: Task, runs: list[dict], regression: bool) -> list[str]
 
 # Overrides that change only the students: such a variant reuses the base experiment's teacher and cache.
 _STUDENT_SIDE = ("smat.meta.", "smat.beta", "smat.max_epochs", "smat.patience", "seeds", "sizes", "rows",
-                 "figure_examples")
+                 "figure_examples", "normalizers")
 
 
 def main(argv=None) -> dict:
     p = parser(__doc__, "experiment", "images | imdb | mlqe | normalizers, optionally :cpu, :demo or :smoke")
     add_set_option(p, "--set smat.meta.meta_lr=5e-4 --set 'seeds=(0, 9)'",
-                   ", and student-side overrides (smat.meta.*, smat.beta, epochs, seeds, sizes, rows) reuse the base "
-                   "experiment's teacher and cache")
+                   ", and student-side overrides (smat.meta.*, smat.beta, epochs, seeds, sizes, rows, normalizers) "
+                   "reuse the base experiment's teacher and cache")
     args = p.parse_args(argv)
     base = get_config(args.experiment)
     cfg, task_from = apply_overrides(base, args.set), None
