@@ -81,6 +81,13 @@ def test_run_fingerprints_follow_the_settings_not_the_table_layout():
     faster = dataclasses.replace(cfg, smat=dataclasses.replace(cfg.smat, meta=dataclasses.replace(
         cfg.smat.meta, meta_lr=1e-2)))
     assert run.run_fingerprint(faster, "Attention (SMaT)", 32, 0, "sparsemax") != key
+    # student_head is not in the config's repr (committed runs keep their fingerprints) but counts when set
+    assert run.run_fingerprint(dataclasses.replace(cfg, student_head="paper"), "Attention (SMaT)", 32, 0,
+                               "sparsemax") == key
+    assert run.run_fingerprint(dataclasses.replace(cfg, student_head="linear"), "Attention (SMaT)", 32, 0,
+                               "sparsemax") != key
+    with pytest.raises(ValueError, match="student_head"):
+        dataclasses.replace(cfg, student_head="mlp")
     assert len({run.run_fingerprint(cfg, *args) for args in [("Attention (SMaT)", 32, 0, "sparsemax"),
                                                              ("No explainer", 32, 0, "sparsemax"),
                                                              ("Attention (SMaT)", 64, 0, "sparsemax"),
@@ -200,6 +207,13 @@ def test_normalizers_smoke_runs_mlqe_regression_by_normalizer(tmp_path, shared_d
               "--set", "rows=('Attention (SMaT)',)"])
     retrained = json.loads(next((tmp_path / f"{mlqe.name}__meta_lr=1e-3__rows=Attention-SMaT").glob("runs/*.json")).read_text())
     assert "reused_from" not in retrained
+    # Another student head is a student-side variant: the same teacher, a new run, said in the notes.
+    run.main(["mlqe:smoke", "--out", str(tmp_path), "--quiet", "--set", "student_head=linear",
+              "--set", "rows=('No explainer',)"])
+    variant = tmp_path / f"{mlqe.name}__student_head=linear__rows=No-explainer"
+    summary = json.loads((variant / "aggregate.json").read_text())
+    assert any("one dense layer as the head" in n for n in summary["notes"]) and not (variant / "teacher.npz").exists()
+    assert "reused_from" not in json.loads((variant / "runs" / "no-explainer__n16__seed0.json").read_text())
 
 
 def test_mlqe_plausibility_smoke_scores_source_and_target_words(tmp_path, shared_data, monkeypatch):

@@ -67,7 +67,7 @@ def _teacher(cfg: ExperimentConfig, out: Path, encoder, params, train, valid, no
     return teacher_fn, params
 
 
-def _images_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
+def _images_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head: str) -> Task:
     from smat.data import load_cifar100, load_digits, load_fashion_mnist
     from smat.data.batching import normalize_images
 
@@ -144,12 +144,21 @@ def _load_text_model(cfg: ExperimentConfig, notes: list):
 
 
 
+def _text_head(student_head: str, notes: list) -> str | None:
+    """The text students' head activation: the paper's dense -> GELU -> dense, or one dense layer."""
+    if student_head == "paper":
+        return "gelu"
+    notes.append("students: one dense layer as the head (the paper's ELECTRA / XLM-R head is dense -> GELU -> "
+                 "dense, whose small init kept CPU-length runs near the start)")
+    return None
+
+
 def _tokens(tokenizer, arrays, k: int) -> list[list[str]]:
     """The word pieces of the first ``k`` examples (padding dropped), for the explanation pages."""
     return [[tokenizer.id_to_token(int(i)) for i, m in zip(ids, mask) if m]
             for ids, mask in zip(arrays["input_ids"][:k], arrays["attention_mask"][:k])]
 
-def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
+def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head: str) -> Task:
     from smat.data import load_imdb
     from smat.data.tokenization import encode_texts, load_tokenizer
 
@@ -186,12 +195,12 @@ def _imdb_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
               (("pool", pool), ("valid", valid), ("test", test))}
     notes.append(f"IMDB at {cfg.max_length} tokens; teacher trained on {len(train_order)} train reviews, selected on "
                  f"{teacher_valid_n} shuffled test reviews; student pool / valid / test = {cfg.pool}")
-    student = smat.make_student(pretrained.encoder, 2, head_activation="gelu")
+    student = smat.make_student(pretrained.encoder, 2, head_activation=_text_head(student_head, notes))
     return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes,
                 {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None, tokenizer)
 
 
-def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
+def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head: str) -> Task:
     """MLQE-PE sentence-level DA regression (Tables 5 and 7): (source, translation) pairs -> z_mean."""
     from smat.data import load_mlqe_pe
     from smat.data.tokenization import encode_texts, load_tokenizer
@@ -222,20 +231,23 @@ def _mlqe_task(cfg: ExperimentConfig, out: Path, progress: bool) -> Task:
     notes.append(f"MLQE-PE, 6 language pairs pooled, {cfg.max_length} tokens as [CLS] source [SEP] translation [SEP]; "
                  f"teacher trained on {len(teacher_train)} train segments; student pool / valid / test = {cfg.pool}; "
                  "simulability = Pearson r between student and teacher outputs")
-    student = smat.make_student(pretrained.encoder, 1, head_activation="gelu")
+    student = smat.make_student(pretrained.encoder, 1, head_activation=_text_head(student_head, notes))
     return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes,
                 {"tokens": _tokens(tokenizer, splits["test"], cfg.figure_examples)}, None, tokenizer)
 
 
 def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True,
-                 rows: tuple[str, ...] | None = None) -> Task:
+                 rows: tuple[str, ...] | None = None, student_head: str | None = None) -> Task:
     """Data, teacher and the teacher cache of every split (cached to ``out/cache_<split>.npz``).
 
     ``rows``: the table rows whose teacher explanations the cache must hold (default:
     ``cfg.rows``); a cache written for other rows is extended with what is missing, so a
     variant with fewer rows never pays for the gradient explainers it does not train with.
+    ``student_head``: the students' head (default: ``cfg.student_head``); a student-side variant
+    may change it while sharing ``cfg``'s teacher.
     """
-    task = {"images": _images_task, "imdb": _imdb_task, "mlqe": _mlqe_task}[cfg.task](cfg, out, progress)
+    builder = {"images": _images_task, "imdb": _imdb_task, "mlqe": _mlqe_task}[cfg.task]
+    task = builder(cfg, out, progress, student_head or cfg.student_head)
     names = tuple(sorted({ROWS[r] for r in (rows or cfg.rows) if ROWS[r] != "fresh"} | {"attention"}))
     splits = {}
     for split, arrays in task.splits.items():
@@ -263,7 +275,10 @@ def run_fingerprint(cfg: ExperimentConfig, row: str, n: int, seed: int, normaliz
     """
     settings = dataclasses.replace(cfg, name="", sizes=(), seeds=(), rows=(), figure_examples=0, normalizers=(),
                                    teacher_from=None)
-    return hashlib.sha256(repr((settings, row, n, seed, normalizer)).encode()).hexdigest()[:16]
+    key = (settings, row, n, seed, normalizer)
+    later = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+             if not f.repr and getattr(cfg, f.name) != f.default}  # see ExperimentConfig.student_head
+    return hashlib.sha256(repr(key + (later,) if later else key).encode()).hexdigest()[:16]
 
 
 def _finished_elsewhere(out: Path, row: str, n: int, seed: int, normalizer: str, fingerprint: str) -> dict | None:
@@ -396,7 +411,7 @@ def run_experiment(cfg: ExperimentConfig, out_root: Path = Path("results"), *, p
     source = task_from or cfg
     if source.teacher_from:
         source = get_config(source.teacher_from)
-    task = prepare_task(source, out_root / source.name, progress, rows=cfg.rows)
+    task = prepare_task(source, out_root / source.name, progress, rows=cfg.rows, student_head=cfg.student_head)
     jobs = [(row, n, seed, norm) for norm in cfg.normalizers for n in cfg.sizes for seed in cfg.seeds
             for row in cfg.rows]
     runs = []
@@ -445,13 +460,14 @@ def _one_class_runs(task: Task, runs: list[dict], regression: bool) -> list[str]
 
 # Overrides that change only the students: such a variant reuses the base experiment's teacher and cache.
 _STUDENT_SIDE = ("smat.meta.", "smat.beta", "smat.max_epochs", "smat.patience", "seeds", "sizes", "rows",
-                 "figure_examples", "normalizers")
+                 "figure_examples", "normalizers", "student_head")
 
 
 def main(argv=None) -> dict:
     p = parser(__doc__, "experiment", "images | imdb | mlqe | normalizers, optionally :cpu, :demo or :smoke")
     add_set_option(p, "--set smat.meta.meta_lr=5e-4 --set 'seeds=(0, 9)'",
-                   ", and student-side overrides (smat.meta.*, smat.beta, epochs, seeds, sizes, rows, normalizers) "
+                   ", and student-side overrides (smat.meta.*, smat.beta, epochs, seeds, sizes, rows, normalizers, "
+                   "student_head) "
                    "reuse the base experiment's teacher and cache")
     args = p.parse_args(argv)
     base = get_config(args.experiment)
