@@ -56,6 +56,9 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
     fresh_run = json.loads(next((out / "runs").glob("attention-smat-frozen*.json")).read_text())
     np.testing.assert_allclose(fresh_run["teacher_expl_params"]["head_coeffs"],
                                smat_run["teacher_expl_params"]["head_coeffs"])  # the learned phi_T, frozen
+    # the student's own explainer coefficients phi_S (trained in the inner loop) are kept too
+    phi_s = np.asarray(smat_run["student_expl_params"]["head_coeffs"])
+    assert phi_s.shape == (16,) and not np.allclose(phi_s, 1 / 16)
     stamps = {p: p.stat().st_mtime_ns for p in [*(out / "runs").glob("*.json"), *out.glob("*.npz")]}
 
     def no_training(*args, **kwargs):

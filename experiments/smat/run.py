@@ -342,7 +342,10 @@ def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out:
               "column": normalizer if suffix else n, "metrics": result.metrics,
               "best_epoch": result.best_epoch, "history": result.history, "seconds": time.perf_counter() - t0,
               "teacher_expl_params": jax.tree.map(lambda x: np.asarray(x).tolist(),
-                                                  result.state.teacher_expl_params)}
+                                                  result.state.teacher_expl_params),
+              # phi_S: the student explainer's coefficients, trained in the inner loop
+              "student_expl_params": jax.tree.map(lambda x: np.asarray(x).tolist(),
+                                                  result.state.student_params["explainer"])}
     report.write_json(path, record)
     common["checkpoint"].unlink(missing_ok=True)
     return record
