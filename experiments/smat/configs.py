@@ -152,7 +152,11 @@ def _imdb(variant: str) -> ExperimentConfig:
                                    # the students hardly moved: gradient norm 0.14-0.19, valid loss
                                    # 0.684-0.690 after 64 steps, seed 9 one-class in every row. With one
                                    # dense layer (no explainer, seed 9, 2026-12-01): gradient norm
-                                   # 0.59-1.79, valid simulability 0.738 (loss 0.609).
+                                   # 0.59-1.79, valid simulability 0.738 (loss 0.609). Per-epoch valid
+                                   # simulability of that student, seeds 0 / 9: at SGD 0.05 0.637 0.535
+                                   # 0.566 0.449 / 0.668 0.734 0.738 0.570 (learns, then swings); at 0.02
+                                   # 0.598 0.496 0.691 0.750 / 0.566 0.566 0.637 0.680 (steadier, still
+                                   # rising at epoch 4). Neither is clearly better in 64 steps.
                                    student_head="linear",
                                    smat=dataclasses.replace(base.smat, max_epochs=4, patience=3,
                                                             meta=MetaConfig(inner_lr=0.05, meta_lr=5e-3)))
