@@ -298,6 +298,11 @@ def _finished_elsewhere(out: Path, row: str, n: int, seed: int, normalizer: str,
     return None
 
 
+def _as_lists(tree):
+    """A pytree of arrays as nested lists (for the run's JSON record)."""
+    return jax.tree.map(lambda x: np.asarray(x).tolist(), tree)
+
+
 def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out: Path, progress: bool,
              normalizer: str | None = None) -> dict:
     normalizer = normalizer or cfg.smat.normalizer
@@ -341,11 +346,9 @@ def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out:
               "fingerprint": fingerprint,
               "column": normalizer if suffix else n, "metrics": result.metrics,
               "best_epoch": result.best_epoch, "history": result.history, "seconds": time.perf_counter() - t0,
-              "teacher_expl_params": jax.tree.map(lambda x: np.asarray(x).tolist(),
-                                                  result.state.teacher_expl_params),
+              "teacher_expl_params": _as_lists(result.state.teacher_expl_params),
               # phi_S: the student explainer's coefficients, trained in the inner loop
-              "student_expl_params": jax.tree.map(lambda x: np.asarray(x).tolist(),
-                                                  result.state.student_params["explainer"])}
+              "student_expl_params": _as_lists(result.state.student_params["explainer"])}
     report.write_json(path, record)
     common["checkpoint"].unlink(missing_ok=True)
     return record
