@@ -48,6 +48,10 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
     run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
     summary = _check_report(out, cfg)
     assert (out / "teacher.npz").stat().st_mtime_ns == teacher
+    # a static row does not read the meta lr: the variant's no-explainer run served the full table
+    reused = json.loads((out / "runs" / "no-explainer__n32__seed0.json").read_text())
+    assert reused["reused_from"] == variant.name
+    assert reused["fingerprint"] == run.run_fingerprint(cfg, "No explainer", 32, 0, "sparsemax")
     with np.load(out / "cache_test.npz") as cache:
         assert {f"teacher_explanation/{n}" for n in ("gradient_l2", "gradient_x_input", "integrated_gradients")} \
             <= set(cache.files)
@@ -67,6 +71,14 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(run.smat, "train_explainer", no_training)
     monkeypatch.setattr(run.smat, "train_student", no_training)
     run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])  # everything cached: teacher, cache, runs
+    # a run recorded with the legacy fingerprint (meta-only settings included) is reused too
+    faster = dataclasses.replace(cfg, smat=dataclasses.replace(cfg.smat, meta=dataclasses.replace(
+        cfg.smat.meta, meta_lr=1e-2)))
+    old = variant / "runs" / "no-explainer__n32__seed0.json"
+    old.write_text(json.dumps(json.loads(old.read_text()) | {
+        "fingerprint": run.run_fingerprint(faster, "No explainer", 32, 0, "sparsemax", legacy=True)}))
+    run.main(["images:smoke", "--out", str(tmp_path), "--quiet", "--set", "smat.meta.meta_lr=1e-2",
+              "--set", "rows=('No explainer', 'Attention (SMaT)')"])
     assert stamps == {p: p.stat().st_mtime_ns for p in [*(out / "runs").glob("*.json"), *out.glob("*.npz")]}
 
     # A run stored under other settings (its fingerprint differs) is trained again, not reused.
@@ -84,6 +96,20 @@ def test_run_fingerprints_follow_the_settings_not_the_table_layout():
     faster = dataclasses.replace(cfg, smat=dataclasses.replace(cfg.smat, meta=dataclasses.replace(
         cfg.smat.meta, meta_lr=1e-2)))
     assert run.run_fingerprint(faster, "Attention (SMaT)", 32, 0, "sparsemax") != key
+    assert run.run_fingerprint(faster, "Attention (SMaT, frozen, fresh student)", 32, 0, "sparsemax") != \
+        run.run_fingerprint(cfg, "Attention (SMaT, frozen, fresh student)", 32, 0, "sparsemax")
+    # rows without a meta step ignore the meta-only settings; their legacy fingerprint did not
+    for row in ("No explainer", "Gradient L2", "Attention (all layers)", "Attention (last layer)"):
+        assert run.run_fingerprint(faster, row, 32, 0, "sparsemax") == run.run_fingerprint(cfg, row, 32, 0, "sparsemax")
+        assert run.run_fingerprint(faster, row, 32, 0, "sparsemax", legacy=True) != \
+            run.run_fingerprint(cfg, row, 32, 0, "sparsemax", legacy=True)
+        assert run._accepted(faster, row, 32, 0, "sparsemax") == (
+            run.run_fingerprint(faster, row, 32, 0, "sparsemax"),
+            run.run_fingerprint(faster, row, 32, 0, "sparsemax", legacy=True))
+    slower_inner = dataclasses.replace(cfg, smat=dataclasses.replace(cfg.smat, meta=dataclasses.replace(
+        cfg.smat.meta, inner_lr=1e-1)))  # the students' own SGD lr counts for every row
+    assert run.run_fingerprint(slower_inner, "No explainer", 32, 0, "sparsemax") != \
+        run.run_fingerprint(cfg, "No explainer", 32, 0, "sparsemax")
     # student_head is not in the config's repr (committed runs keep their fingerprints) but counts when set
     assert run.run_fingerprint(dataclasses.replace(cfg, student_head="paper"), "Attention (SMaT)", 32, 0,
                                "sparsemax") == key
@@ -111,9 +137,12 @@ def test_finished_runs_are_found_in_other_experiments_by_fingerprint_only(tmp_pa
     put("a", "attention-smat__n32__seed11.json", seed=11)  # the glob also matches seed 11
     put("b", "attention-smat__n32__seed1__softmax.json", normalizer="softmax")
     put("c", "attention-smat__n32__seed1.json", fingerprint="0" * 16)
-    assert run._finished_elsewhere(ours, row, 32, 1, "sparsemax", key) is None
+    assert run._finished_elsewhere(ours, row, 32, 1, "sparsemax", (key,)) is None
+    # a record under an accepted legacy fingerprint is found and carries the current one
+    found = run._finished_elsewhere(ours, row, 32, 1, "sparsemax", (key, "0" * 16))
+    assert found["reused_from"] == "c" and found["fingerprint"] == key
     put("d", "attention-smat__n32__seed1__sparsemax.json")
-    found = run._finished_elsewhere(ours, row, 32, 1, "sparsemax", key)
+    found = run._finished_elsewhere(ours, row, 32, 1, "sparsemax", (key,))
     assert found["reused_from"] == "d" and found["fingerprint"] == key
 
 

@@ -28,6 +28,7 @@ from experiments.smat.configs import PAPER, ROWS, ExperimentConfig, get_config
 from smat import explainers
 from smat.data.cache import save_arrays_atomic
 from smat.data.sources import DataUnavailableError
+from smat.metalearn import MetaConfig
 from smat.models import HubUnavailableError, build, load_pretrained
 from smat.teacher import encoder_teacher, fit_teacher, with_classification_head
 
@@ -268,11 +269,24 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
 
 
-def run_fingerprint(cfg: ExperimentConfig, row: str, n: int, seed: int, normalizer: str) -> str:
+_META_ONLY = ("meta_lr", "meta_clip", "mode")  # MetaConfig fields only the meta step (phi_T's update) reads
+_META_ROWS = ("attention", "fresh")  # ROWS values whose runs depend on phi_T's training
+
+
+def run_fingerprint(cfg: ExperimentConfig, row: str, n: int, seed: int, normalizer: str, *,
+                    legacy: bool = False) -> str:
     """What a finished run depends on: the task, teacher and student settings, not the table's layout.
 
-    A stored run whose fingerprint differs (the config changed since) is trained again.
+    A stored run whose fingerprint differs (the config changed since) is trained again. Rows
+    without a meta step (all but the two SMaT rows) do not read the meta-only settings (meta
+    lr, meta clip, mode), so their fingerprint leaves them out: a meta-lr sweep reuses them.
+    ``legacy=True`` gives the fingerprint such runs were recorded with before 2026-12-01 (the
+    meta-only settings included); it is still accepted for them (:func:`_accepted`).
     """
+    if not legacy and ROWS[row] not in _META_ROWS:
+        default = MetaConfig()
+        cfg = dataclasses.replace(cfg, smat=dataclasses.replace(cfg.smat, meta=dataclasses.replace(
+            cfg.smat.meta, **{f: getattr(default, f) for f in _META_ONLY})))
     settings = dataclasses.replace(cfg, name="", sizes=(), seeds=(), rows=(), figure_examples=0, normalizers=(),
                                    teacher_from=None)
     key = (settings, row, n, seed, normalizer)
@@ -281,7 +295,14 @@ def run_fingerprint(cfg: ExperimentConfig, row: str, n: int, seed: int, normaliz
     return hashlib.sha256(repr(key + (later,) if later else key).encode()).hexdigest()[:16]
 
 
-def _finished_elsewhere(out: Path, row: str, n: int, seed: int, normalizer: str, fingerprint: str) -> dict | None:
+def _accepted(cfg: ExperimentConfig, row: str, n: int, seed: int, normalizer: str) -> tuple[str, ...]:
+    """The fingerprints a stored run may carry to be reused: the current one first, then the legacy one."""
+    current = run_fingerprint(cfg, row, n, seed, normalizer)
+    return tuple(dict.fromkeys((current, run_fingerprint(cfg, row, n, seed, normalizer, legacy=True))))
+
+
+def _finished_elsewhere(out: Path, row: str, n: int, seed: int, normalizer: str,
+                        fingerprints: tuple[str, ...]) -> dict | None:
     """The same run finished by another experiment in ``out``'s results folder, if any.
 
     Equal fingerprints mean equal task, teacher and student settings: a variant that changed
@@ -292,9 +313,9 @@ def _finished_elsewhere(out: Path, row: str, n: int, seed: int, normalizer: str,
         if candidate.parent.parent == out:
             continue
         record = json.loads(candidate.read_text())
-        if (record.get("fingerprint"), record.get("row"), record.get("n"), record.get("seed"),
-                record.get("normalizer")) == (fingerprint, row, n, seed, normalizer):
-            return record | {"reused_from": candidate.parent.parent.name}
+        if record.get("fingerprint") in fingerprints and (record.get("row"), record.get("n"), record.get("seed"),
+                                                          record.get("normalizer")) == (row, n, seed, normalizer):
+            return record | {"reused_from": candidate.parent.parent.name, "fingerprint": fingerprints[0]}
     return None
 
 
@@ -313,15 +334,16 @@ def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out:
         record = run_one(cfg, task, row, n, seed, out, progress, cfg.normalizers[0])
         return {**record, "normalizer": normalizer, "column": normalizer}
     path = out / "runs" / f"{_slug(row)}__n{n}__seed{seed}{suffix}.json"
-    fingerprint = run_fingerprint(cfg, row, n, seed, normalizer)
+    fingerprints = _accepted(cfg, row, n, seed, normalizer)
+    fingerprint = fingerprints[0]
     checkpoint = out / "checkpoints" / f"{path.stem}__{fingerprint}.npz"
     if path.exists():
         record = json.loads(path.read_text())
-        if record.get("fingerprint") == fingerprint:
+        if record.get("fingerprint") in fingerprints:
             return record
         print(f"{path}: written under other settings (fingerprint {record.get('fingerprint')} != {fingerprint}); "
               "training it again")
-    record = _finished_elsewhere(out, row, n, seed, normalizer, fingerprint)
+    record = _finished_elsewhere(out, row, n, seed, normalizer, fingerprints)
     if record is not None:
         record["column"] = normalizer if suffix else n
         report.write_json(path, record)
