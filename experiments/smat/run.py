@@ -280,7 +280,7 @@ def run_fingerprint(cfg: ExperimentConfig, row: str, n: int, seed: int, normaliz
     A stored run whose fingerprint differs (the config changed since) is trained again. Rows
     without a meta step (all but the two SMaT rows) do not read the meta-only settings (meta
     lr, meta clip, mode), so their fingerprint leaves them out: a meta-lr sweep reuses them.
-    ``legacy=True`` gives the fingerprint such runs were recorded with before 2026-12-01 (the
+    ``legacy=True`` gives the fingerprint such runs were recorded with before commit a46e7c7 (the
     meta-only settings included); it is still accepted for them (:func:`_accepted`).
     """
     if not legacy and ROWS[row] not in _META_ROWS:
