@@ -32,7 +32,7 @@ from smat.metalearn import MetaConfig, Trainer, TrainState, make_trainer
 from smat.students import Student, make_student
 from smat.teacher import TeacherOutput, build_teacher_cache
 
-__all__ = ["SmatConfig", "TrainResult", "train_explainer", "train_student", "add_teacher_cache",
+__all__ = ["SmatConfig", "TrainResult", "Setup", "setup", "train_epoch", "train_explainer", "train_student", "add_teacher_cache",
            "simulability", "student_predictor"]
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
@@ -188,7 +188,9 @@ def simulability(predict: Callable, student_params, arrays, batch_size: int) -> 
 # ----------------------------------------------------------------------------- loop
 
 
-class _Setup(NamedTuple):
+class Setup(NamedTuple):
+    """One run's pieces before its loop: the jitted steps, the training splits and the initial state."""
+
     trainer: Trainer
     student: Student
     teacher_explainer: explainers.Explainer
@@ -201,8 +203,13 @@ def _default_head_activation(family: str) -> str | None:
     return {"vit": None, "roberta": "tanh", "xlm-roberta": "tanh"}.get(family, "gelu")
 
 
-def _setup(teacher_fn, teacher_params, data, config: SmatConfig, student, student_encoder_params,
-           teacher_expl_params, progress) -> _Setup:
+def setup(teacher_fn, teacher_params, data, config: SmatConfig, student=None, student_encoder_params=None,
+          teacher_expl_params=None, progress: bool = True) -> Setup:
+    """What :func:`train_explainer` / :func:`train_student` build before their loop (arguments as
+    there): the :class:`~smat.metalearn.Trainer` of ``config``, the splits as the steps read them
+    (teacher cache, the teacher explanation of a static explainer) and the initial state and PRNG key.
+    For driving the steps by hand, e.g. to inspect meta-gradients (``experiments.smat.diagnose``).
+    """
     if "train" not in data or "valid" not in data:
         raise ValueError(f"data needs 'train' and 'valid' splits, got {sorted(data)}")
     data = add_teacher_cache(teacher_fn, teacher_params, data, (config.explainer,), normalizer=config.normalizer,
@@ -236,12 +243,32 @@ def _setup(teacher_fn, teacher_params, data, config: SmatConfig, student, studen
         student_params = {"student": student.init(init_key, student_encoder_params),
                           "explainer": student_explainer.init(init_key)}
     state = trainer.init(init_key, teacher_expl_params=teacher_expl_params, student_params=student_params)
-    return _Setup(trainer, student, teacher_explainer, splits, state, key)
+    return Setup(trainer, student, teacher_explainer, splits, state, key)
 
 
-def _fit(setup: _Setup, config: SmatConfig, *, meta: bool, progress: bool, checkpoint=None) -> TrainResult:
-    trainer, splits, state, key = setup.trainer, setup.splits, setup.state, setup.key
-    predict = student_predictor(setup.student)
+def train_epoch(trainer: Trainer, state: TrainState, splits: Mapping[str, Mapping[str, np.ndarray]],
+                config: SmatConfig, epoch: int, key: jax.Array, *, meta: bool) -> tuple[TrainState, jax.Array, list]:
+    """One epoch over ``splits["train"]`` (shuffled by ``config.seed`` and ``epoch``): meta steps, each
+    with the next batch of a cycling shuffled ``splits["valid"]``, or plain student steps.
+
+    Returns the new state, the advanced PRNG key and the steps' metrics (on the host).
+    """
+    valid_stream = itertools.cycle(list(device_batches(
+        splits["valid"], config.batch_size, seed=config.seed + 1, epoch=epoch))) if meta else None
+    metrics = []
+    for batch in device_batches(splits["train"], config.batch_size, seed=config.seed, epoch=epoch):
+        key, step_key = jax.random.split(key)
+        if meta:
+            state, step_metrics = trainer.meta_step(state, batch, next(valid_stream), step_key)
+        else:
+            state, step_metrics = trainer.student_step(state, batch, step_key)
+        metrics.append(step_metrics)
+    return state, key, jax.device_get(metrics)
+
+
+def _fit(run: Setup, config: SmatConfig, *, meta: bool, progress: bool, checkpoint=None) -> TrainResult:
+    trainer, splits, state, key = run.trainer, run.splits, run.state, run.key
+    predict = student_predictor(run.student)
     best_state, best_score, best_epoch, history, waited, start, done = state, -np.inf, -1, [], 0, 0, False
     if checkpoint is not None and os.path.exists(checkpoint):
         saved, info = checkpoints.load(checkpoint, {"state": state, "best": state, "key": key})
@@ -254,17 +281,7 @@ def _fit(setup: _Setup, config: SmatConfig, *, meta: bool, progress: bool, check
     for epoch in epochs:
         if done:
             break
-        valid_stream = itertools.cycle(list(device_batches(
-            splits["valid"], config.batch_size, seed=config.seed + 1, epoch=epoch))) if meta else None
-        metrics = []
-        for batch in device_batches(splits["train"], config.batch_size, seed=config.seed, epoch=epoch):
-            key, step_key = jax.random.split(key)
-            if meta:
-                state, step_metrics = trainer.meta_step(state, batch, next(valid_stream), step_key)
-            else:
-                state, step_metrics = trainer.student_step(state, batch, step_key)
-            metrics.append(step_metrics)
-        metrics = jax.device_get(metrics)
+        state, key, metrics = train_epoch(trainer, state, splits, config, epoch, key, meta=meta)
         score, valid_loss = simulability(predict, state.student_params, splits["valid"], config.batch_size)
         record = {"epoch": epoch, "valid_simulability": score, "valid_sim_loss": valid_loss,
                   **{k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}}
@@ -284,7 +301,7 @@ def _fit(setup: _Setup, config: SmatConfig, *, meta: bool, progress: bool, check
     if "test" in splits:
         result["test_simulability"], result["test_sim_loss"] = simulability(
             predict, state.student_params, splits["test"], config.batch_size)
-    return TrainResult(state, history, best_epoch, result, setup.student)
+    return TrainResult(state, history, best_epoch, result, run.student)
 
 
 def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: Any,
@@ -315,8 +332,8 @@ def train_explainer(teacher_fn: Callable[..., TeacherOutput], teacher_params: An
     Returns:
       :class:`TrainResult` with the best state and its validation (and test) simulability.
     """
-    setup = _setup(teacher_fn, teacher_params, data, config, student, student_encoder_params, None, progress)
-    return _fit(setup, config, meta=setup.teacher_explainer.trainable, progress=progress, checkpoint=checkpoint)
+    run = setup(teacher_fn, teacher_params, data, config, student, student_encoder_params, None, progress)
+    return _fit(run, config, meta=run.teacher_explainer.trainable, progress=progress, checkpoint=checkpoint)
 
 
 def train_student(teacher_fn: Callable[..., TeacherOutput], teacher_params: Any,
@@ -330,6 +347,6 @@ def train_student(teacher_fn: Callable[..., TeacherOutput], teacher_params: Any,
     :func:`train_explainer` run, this is the frozen-learned-explainer protocol; with a
     static explainer it is the same as :func:`train_explainer`. Arguments as there.
     """
-    setup = _setup(teacher_fn, teacher_params, data, config, student, student_encoder_params, teacher_expl_params,
-                   progress)
-    return _fit(setup, config, meta=False, progress=progress, checkpoint=checkpoint)
+    run = setup(teacher_fn, teacher_params, data, config, student, student_encoder_params, teacher_expl_params,
+                progress)
+    return _fit(run, config, meta=False, progress=progress, checkpoint=checkpoint)

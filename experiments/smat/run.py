@@ -32,7 +32,7 @@ from smat.metalearn import MetaConfig
 from smat.models import HubUnavailableError, build, load_pretrained
 from smat.teacher import encoder_teacher, fit_teacher, with_classification_head
 
-__all__ = ["Task", "prepare_task", "run_one", "run_experiment", "main"]
+__all__ = ["Task", "STUDENT_SIDE", "prepare_task", "run_one", "run_experiment", "main"]
 
 
 class Task(NamedTuple):
@@ -487,7 +487,7 @@ def _one_class_runs(task: Task, runs: list[dict], regression: bool) -> list[str]
 
 
 # Overrides that change only the students: such a variant reuses the base experiment's teacher and cache.
-_STUDENT_SIDE = ("smat.meta.", "smat.beta", "smat.max_epochs", "smat.patience", "seeds", "sizes", "rows",
+STUDENT_SIDE = ("smat.meta.", "smat.beta", "smat.max_epochs", "smat.patience", "seeds", "sizes", "rows",
                  "figure_examples", "normalizers", "student_head")
 
 
@@ -500,7 +500,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     base = get_config(args.experiment)
     cfg, task_from = apply_overrides(base, args.set), None
-    if args.set and all(a.partition("=")[0].strip().startswith(_STUDENT_SIDE) for a in args.set):
+    if args.set and all(a.partition("=")[0].strip().startswith(STUDENT_SIDE) for a in args.set):
         task_from = base
     return finish(args.out, run_experiment(cfg, args.out, progress=not args.quiet, task_from=task_from))
 
