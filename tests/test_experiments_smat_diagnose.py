@@ -12,6 +12,7 @@ def test_identical_gradients_agree_fully_and_opposite_ones_cancel():
     g = np.random.default_rng(0).normal(size=50)
     same = diagnose.agreement(np.stack([g, g, g]))
     assert same["ratio"] == pytest.approx(1.0) and same["mean_cosine"] == pytest.approx(1.0)
+    assert same["norm_spread"] == pytest.approx(1.0)
     assert same["significant"] == 50  # zero spread: every coordinate is infinitely many standard errors out
     opposite = diagnose.agreement(np.stack([g, -g]))
     assert opposite["ratio"] == pytest.approx(0.0, abs=1e-12) and opposite["mean_cosine"] == pytest.approx(-1.0)
@@ -49,6 +50,10 @@ def test_smoke_run_measures_at_the_start_and_after_an_epoch(tmp_path):
     for row in saved["rows"]:
         assert row["batches"] == 3 and 0.0 <= row["ratio"] <= 1.0 and np.isfinite(row["mean_norm"])
         assert row["mean_norm"] > 0
+    with np.load(tmp_path / name / "meta_gradients.npz") as grads:
+        assert sorted(grads.files) == ["epoch0", "epoch1"] and grads["epoch0"].shape == (3, layers * heads)
+        stats = diagnose.agreement(grads["epoch1"])  # the report's row is computed from the saved gradients
+        assert all(second[k] == pytest.approx(v) for k, v in stats.items())
     table = (tmp_path / name / "table.md").read_text()
     assert "| 0 | 0 |" in table and "noise level" in table
     # a student-side override shares the base experiment's teacher: no teacher in the variant's folder

@@ -8,7 +8,9 @@ computes the meta-gradient on K different batch pairs and reports how much they 
 
 - ``|mean g| / mean |g|``: 1 when every pair gives the same direction; about 1/sqrt(K) when the
   pairs' gradients are independent noise around zero (printed beside it);
-- the mean cosine between pairs (0 for noise);
+- the mean cosine between pairs (0 for noise); unlike the ratio it weighs every pair alike, so a
+  ratio above the noise level with a cosine near 0 means a few large gradients dominate the mean
+  (``max |g| / median |g|`` is printed too);
 - coordinates (heads) whose mean over the K pairs is more than 2 standard errors from 0.
 
 With Adam (each step moves phi by about the meta lr per coordinate, whatever the gradient's
@@ -16,7 +18,8 @@ size) a noise-level direction still moves phi, and sparsemax zeroes a head once 
 coefficient falls 1 / (layers x heads) below the mean: the report prints both scales.
 The SMaT run is the experiment's "Attention (SMaT)" row for one seed and N (the first of
 ``sizes``), on the experiment's teacher and cache (built if absent, as ``run`` does);
-results go to ``results/<experiment>[__<overrides>]__meta-gradients__seed<S>/``.
+results go to ``results/<experiment>[__<overrides>]__meta-gradients__seed<S>/`` (the table, and the
+gradients themselves in ``meta_gradients.npz``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def agreement(grads: np.ndarray) -> dict:
     return {"batches": k, "coordinates": grads.shape[1], "mean_norm": float(norms.mean()),
             "norm_of_mean": float(np.linalg.norm(mean)), "ratio": float(np.linalg.norm(mean) / norms.mean()),
             "noise_ratio": float(1 / np.sqrt(k)), "mean_cosine": float(cosines.mean()),
+            "norm_spread": float(norms.max() / np.median(norms)),
             "significant": int((np.abs(t) > 2).sum())}
 
 
@@ -98,10 +102,11 @@ def diagnose(cfg, out_root: Path, *, seed: int, batches: int, epochs: tuple[int,
     config = dataclasses.replace(cfg.smat, explainer="attention", seed=seed)
     run = smat.train.setup(task.teacher_fn, task.teacher_params, data, config, task.student,
                            task.student_encoder_params, progress=progress)
-    state, key, rows, steps = run.state, run.key, [], 0
+    state, key, rows, steps, grads = run.state, run.key, [], 0, {}
     for epoch in tqdm(range(max(epochs) + 1), desc="meta-gradients", disable=not progress):
         if epoch in epochs:
-            stats = agreement(meta_gradients(run, state, batches, seed, config.batch_size))
+            grads[f"epoch{epoch}"] = meta_gradients(run, state, batches, seed, config.batch_size)
+            stats = agreement(grads[f"epoch{epoch}"])
             rows.append({"epoch": epoch, "meta_steps": steps, "heads_kept": _heads_kept(state, config.normalizer),
                          **stats})
         if epoch == max(epochs):
@@ -111,16 +116,18 @@ def diagnose(cfg, out_root: Path, *, seed: int, batches: int, epochs: tuple[int,
     coefficients = rows[0]["coordinates"]
     body = [f"**{cfg.name}: meta-gradient agreement over {batches} (train, valid) batch pairs, seed {seed}, "
             f"N = {n}**", "",
-            "| epoch | meta steps | heads kept | mean \\|g\\| | \\|mean g\\| / mean \\|g\\| | noise level 1/sqrt(K) | "
-            "mean cosine | heads with \\|t\\| > 2 |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| epoch | meta steps | heads kept | mean \\|g\\| | max / median \\|g\\| | \\|mean g\\| / mean \\|g\\| | "
+            "noise level 1/sqrt(K) | mean cosine | heads with \\|t\\| > 2 |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     body += [f"| {r['epoch']} | {r['meta_steps']} | {r['heads_kept']} / {coefficients} | {r['mean_norm']:.3g} | "
-             f"{r['ratio']:.3f} | {r['noise_ratio']:.3f} | {r['mean_cosine']:.3f} | {r['significant']} |" for r in rows]
+             f"{r['norm_spread']:.1f} | {r['ratio']:.3f} | {r['noise_ratio']:.3f} | {r['mean_cosine']:.3f} | "
+             f"{r['significant']} |" for r in rows]
     body += ["", f"Scales: Adam moves each coefficient by up to the meta lr ({config.meta.meta_lr:g}) per step; "
              f"sparsemax drops a head {1 / coefficients:.4f} below the mean coefficient."]
     name = f"{cfg.name}__meta-gradients__seed{seed}"
     out = out_root / name
     out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "meta_gradients.npz", **grads)  # [K, layers * heads] per measurement, for further analysis
     return write_report(out, dataclasses.replace(cfg, name=name), body, task.notes,
                         {"seed": seed, "n": n, "rows": rows}, started=started)
 
