@@ -32,8 +32,8 @@ from smat.metalearn import MetaConfig, Trainer, TrainState, make_trainer
 from smat.students import Student, make_student
 from smat.teacher import TeacherOutput, build_teacher_cache
 
-__all__ = ["SmatConfig", "TrainResult", "Setup", "setup", "train_epoch", "train_explainer", "train_student", "add_teacher_cache",
-           "simulability", "student_predictor"]
+__all__ = ["SmatConfig", "TrainResult", "Setup", "setup", "train_epoch", "train_explainer", "train_student",
+           "add_teacher_cache", "simulability", "student_predictor"]
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
 

@@ -72,7 +72,8 @@ def _stream(arrays, batch_size: int, seed: int):
 def meta_gradients(run: smat.train.Setup, state, batches: int, seed: int, batch_size: int) -> np.ndarray:
     """The meta-gradient on phi_T at ``state`` for ``batches`` (train, valid) batch pairs: [K, P]."""
     gradient = jax.jit(run.trainer.meta_gradient)
-    train, valid = (_stream(run.splits[split], batch_size, seed + 1000 + i) for i, split in enumerate(("train", "valid")))
+    train, valid = (_stream(run.splits[split], batch_size, seed + 1000 + i)
+                    for i, split in enumerate(("train", "valid")))
     keys = jax.random.split(jax.random.key(seed + 1000), batches)
     out = []
     for key, train_batch, valid_batch in zip(keys, train, valid):

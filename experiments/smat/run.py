@@ -488,7 +488,7 @@ def _one_class_runs(task: Task, runs: list[dict], regression: bool) -> list[str]
 
 # Overrides that change only the students: such a variant reuses the base experiment's teacher and cache.
 STUDENT_SIDE = ("smat.meta.", "smat.beta", "smat.max_epochs", "smat.patience", "seeds", "sizes", "rows",
-                 "figure_examples", "normalizers", "student_head")
+                "figure_examples", "normalizers", "student_head")
 
 
 def main(argv=None) -> dict:
