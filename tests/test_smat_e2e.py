@@ -51,8 +51,8 @@ inner lr, not the explainer, sets the comparison. Next (GPU): 5 seeds x N = 500 
 and meta lr, the no-explainer student as a reference, a median over seeds in the assertion.
 
 Measured 2026-12-02 (`python -m experiments.smat.diagnose imdb:cpu`, README "SMaT results"): at a run's
-start the meta-gradient on phi_T is batch noise (16 batch pairs: mean cosine -0.05 / 0.02, seeds 0 / 9),
-yet Adam at meta lr 5e-3 drops 44-52 of 72 heads in 32 steps; a single short run's learned explainer
+start the meta-gradient on phi_T is batch noise (16 batch pairs: mean cosine -0.05 / 0.02 / -0.05, seeds
+0 / 9 / 11), yet Adam at meta lr 5e-3 drops 40-52 of 72 heads in 32 steps; a single short run's learned explainer
 is therefore partly a draw, which a median over seeds (or a meta-gradient averaged over valid batches)
 has to absorb before this assertion can be expected to hold.
 """
