@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 import smat
 from experiments.common import add_set_option, apply_overrides, finish, parser, write_report
 from experiments.smat.configs import get_config
-from experiments.smat.run import STUDENT_SIDE, prepare_task
+from experiments.smat.run import STUDENT_SIDE, prepare_task, student_data
 from smat.data.batching import device_batches
 
 __all__ = ["agreement", "meta_gradients", "main"]
@@ -97,9 +97,7 @@ def diagnose(cfg, out_root: Path, *, seed: int, batches: int, epochs: tuple[int,
     task = prepare_task(source, out_root / source.name, progress, rows=("Attention (SMaT)",),
                         student_head=cfg.student_head)
     n = cfg.sizes[0]
-    pool = task.splits["pool"]
-    index = np.sort(np.random.default_rng(seed).permutation(len(next(iter(pool.values()))))[:n])  # as run_one
-    data = {"train": {k: v[index] for k, v in pool.items()}, "valid": task.splits["valid"]}
+    data = student_data(task, n, seed)  # the run's own student subset
     config = dataclasses.replace(cfg.smat, explainer="attention", seed=seed)
     run = smat.train.setup(task.teacher_fn, task.teacher_params, data, config, task.student,
                            task.student_encoder_params, progress=progress)

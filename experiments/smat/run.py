@@ -32,7 +32,7 @@ from smat.metalearn import MetaConfig
 from smat.models import HubUnavailableError, build, load_pretrained
 from smat.teacher import encoder_teacher, fit_teacher, with_classification_head
 
-__all__ = ["Task", "STUDENT_SIDE", "prepare_task", "run_one", "run_experiment", "main"]
+__all__ = ["Task", "STUDENT_SIDE", "prepare_task", "student_data", "run_one", "run_experiment", "main"]
 
 
 class Task(NamedTuple):
@@ -319,6 +319,14 @@ def _finished_elsewhere(out: Path, row: str, n: int, seed: int, normalizer: str,
     return None
 
 
+def student_data(task: Task, n: int, seed: int) -> dict:
+    """A run's splits: ``n`` pool examples drawn by ``seed`` (kept in pool order) as train, and the
+    task's valid and test splits."""
+    pool = task.splits["pool"]
+    index = np.sort(np.random.default_rng(seed).permutation(len(next(iter(pool.values()))))[:n])
+    return {"train": _subset(pool, index), "valid": task.splits["valid"], "test": task.splits["test"]}
+
+
 def _as_lists(tree):
     """A pytree of arrays as nested lists (for the run's JSON record)."""
     return jax.tree.map(lambda x: np.asarray(x).tolist(), tree)
@@ -348,9 +356,7 @@ def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out:
         record["column"] = normalizer if suffix else n
         report.write_json(path, record)
         return record
-    pool = task.splits["pool"]
-    index = np.sort(np.random.default_rng(seed).permutation(len(next(iter(pool.values()))))[:n])
-    data = {"train": _subset(pool, index), "valid": task.splits["valid"], "test": task.splits["test"]}
+    data = student_data(task, n, seed)
     explainer = ROWS[row]
     common = dict(student=task.student, student_encoder_params=task.student_encoder_params,
                   checkpoint=checkpoint, progress=progress)
