@@ -51,6 +51,12 @@ class MetaConfig:
       meta_clip: global-norm clip of the meta-gradient (5.0).
       beta: explanation-loss weight (5 attention, 0.2 gradient, 0 no explainer).
       mode: "exact" (reverse over reverse) or "jvp" (forward over reverse).
+      warmup_steps: meta lr rises linearly over this many meta steps (0 = the paper's constant
+        lr). Early meta-gradients can be batch noise (``experiments.smat.diagnose``), and
+        Adam's first steps move every coefficient by about the full lr whatever the gradient's size.
+      valid_batches: validation batches per meta-gradient: the outer loss is the simulation
+        loss on ``valid_batches * batch_size`` validation examples (1 = the paper); the
+        training loop (:func:`smat.train.train_epoch`) reads it.
     """
 
     inner_lr: float = 5e-3
@@ -60,10 +66,17 @@ class MetaConfig:
     meta_clip: float = 5.0
     beta: float = 5.0
     mode: str = "exact"
+    # Added after runs were recorded: left out of their fingerprints at the default (see
+    # experiments.smat.run.run_fingerprint).
+    warmup_steps: int = dataclasses.field(default=0, metadata={"fingerprint": "omit_default"})
+    valid_batches: int = dataclasses.field(default=1, metadata={"fingerprint": "omit_default"})
 
     def __post_init__(self):
         if self.mode not in ("exact", "jvp"):
             raise ValueError(f"mode must be 'exact' or 'jvp', got {self.mode!r}")
+        if self.warmup_steps < 0 or self.valid_batches < 1:
+            raise ValueError(f"need warmup_steps >= 0 and valid_batches >= 1, got {self.warmup_steps}, "
+                             f"{self.valid_batches}")
 
 
 def inner_optimizer(config: MetaConfig) -> optax.GradientTransformation:
@@ -74,10 +87,16 @@ def inner_optimizer(config: MetaConfig) -> optax.GradientTransformation:
 
 
 def meta_optimizer(config: MetaConfig) -> optax.GradientTransformation:
-    """clip -> Adam (eps_root 1e-8, as the reference) -> -meta_lr."""
+    """clip -> Adam (eps_root 1e-8, as the reference) -> -meta_lr (warmed up over ``warmup_steps``)."""
+    if config.warmup_steps:
+        lr = config.meta_lr
+        warmup = config.warmup_steps
+        scale = optax.scale_by_schedule(
+            lambda count: -lr * jnp.minimum(1.0, (count.astype(jnp.float32) + 1.0) / warmup))
+    else:
+        scale = optax.scale(-config.meta_lr)  # the paper; no step counter in the state
     return optax.chain(optax.clip_by_global_norm(config.meta_clip),
-                       optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=1e-8),
-                       optax.scale(-config.meta_lr))
+                       optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=1e-8), scale)
 
 
 @jax.tree_util.register_dataclass

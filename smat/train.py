@@ -246,6 +246,11 @@ def setup(teacher_fn, teacher_params, data, config: SmatConfig, student=None, st
     return Setup(trainer, student, teacher_explainer, splits, state, key)
 
 
+def meta_valid_batch_size(config: SmatConfig) -> int:
+    """Validation examples in one meta-gradient's outer loss (``config.meta.valid_batches`` batches)."""
+    return config.batch_size * config.meta.valid_batches
+
+
 def train_epoch(trainer: Trainer, state: TrainState, splits: Mapping[str, Mapping[str, np.ndarray]],
                 config: SmatConfig, epoch: int, key: jax.Array, *, meta: bool) -> tuple[TrainState, jax.Array, list]:
     """One epoch over ``splits["train"]`` (shuffled by ``config.seed`` and ``epoch``): meta steps, each
@@ -254,7 +259,7 @@ def train_epoch(trainer: Trainer, state: TrainState, splits: Mapping[str, Mappin
     Returns the new state, the advanced PRNG key and the steps' metrics (on the host).
     """
     valid_stream = itertools.cycle(list(device_batches(
-        splits["valid"], config.batch_size, seed=config.seed + 1, epoch=epoch))) if meta else None
+        splits["valid"], meta_valid_batch_size(config), seed=config.seed + 1, epoch=epoch))) if meta else None
     metrics = []
     for batch in device_batches(splits["train"], config.batch_size, seed=config.seed, epoch=epoch):
         key, step_key = jax.random.split(key)

@@ -255,3 +255,22 @@ def test_mlqe_plausibility_smoke_scores_source_and_target_words(tmp_path, shared
     summary = _check_plausibility(tmp_path, "mlqe:smoke", columns=["overall src", "overall tgt"])
     assert any("segment pairs dropped" in n for n in summary["notes"])
     assert (tmp_path / "smat-mlqe-smoke" / "runs").is_dir()  # the source experiment's SMaT run was trained
+
+
+def test_settings_added_later_keep_the_recorded_fingerprints():
+    # MetaConfig.warmup_steps / valid_batches came after runs were recorded: at their defaults
+    # the fingerprint is computed from the config's repr as it was before them.
+    for name in ("imdb", "imdb:cpu", "images", "images:demo", "images:smoke", "mlqe:cpu", "normalizers:cpu"):
+        cfg = configs.get_config(name)
+        assert "warmup_steps=0, valid_batches=1" in repr(cfg)
+        assert run.canonical_repr(cfg) == repr(cfg).replace(", warmup_steps=0, valid_batches=1", "")
+    cfg = configs.get_config("images:smoke")
+    for field, value in (("warmup_steps", 32), ("valid_batches", 4)):
+        changed = dataclasses.replace(cfg, smat=dataclasses.replace(cfg.smat, meta=dataclasses.replace(
+            cfg.smat.meta, **{field: value})))
+        assert f"{field}={value}" in run.canonical_repr(changed)
+        for row in ("Attention (SMaT)", "Attention (SMaT, frozen, fresh student)"):
+            assert run.run_fingerprint(changed, row, 32, 0, "sparsemax") != \
+                run.run_fingerprint(cfg, row, 32, 0, "sparsemax")
+        assert run.run_fingerprint(changed, "Attention (all layers)", 32, 0, "sparsemax") == \
+            run.run_fingerprint(cfg, "Attention (all layers)", 32, 0, "sparsemax")

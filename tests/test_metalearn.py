@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from smat import explainers
-from smat.metalearn import MetaConfig, make_trainer
+from smat.metalearn import MetaConfig, make_trainer, meta_optimizer
 from smat.models import TextConfig, build
 from smat.students import cast, make_student
 
@@ -127,3 +127,36 @@ def test_meta_step_traces_once():
     for step in range(2):
         state, _ = trainer.student_step(state, train, jax.random.key(step))
     assert trainer.student_step._cache_size() == 1
+
+
+def test_meta_lr_warms_up_linearly():
+    # A constant gradient makes Adam's direction exactly its sign, so each update is the lr of that step.
+    config = MetaConfig(meta_lr=0.1, warmup_steps=4)
+    opt = meta_optimizer(config)
+    phi = {"head_coeffs": jnp.zeros(3)}
+    grads = {"head_coeffs": jnp.asarray([0.5, -2.0, 0.1])}  # eps, eps_root negligible
+    state, steps = opt.init(phi), []
+    with jax.numpy_dtype_promotion("standard"):  # optax's bias correction mixes int and float (as meta_step)
+        for _ in range(6):
+            updates, state = opt.update(grads, state, phi)
+            steps.append(np.asarray(updates["head_coeffs"]))
+        plain, _ = meta_optimizer(MetaConfig(meta_lr=0.1)).update(grads, meta_optimizer(MetaConfig()).init(phi), phi)
+    expected = [-0.1 * min(1.0, (t + 1) / 4) * np.sign(grads["head_coeffs"]) for t in range(6)]
+    np.testing.assert_allclose(steps, expected, rtol=1e-4)  # float32 bias correction
+    np.testing.assert_allclose(plain["head_coeffs"], expected[-1], rtol=1e-4)  # no warm-up: full lr at once
+    with pytest.raises(ValueError, match="warmup_steps"):
+        MetaConfig(warmup_steps=-1)
+    with pytest.raises(ValueError, match="valid_batches"):
+        MetaConfig(valid_batches=0)
+
+
+def test_a_larger_valid_batch_averages_the_meta_gradients_of_its_parts():
+    # MetaConfig.valid_batches feeds the outer loss valid_batches * batch_size examples: with
+    # equally many real rows per part, its meta-gradient is the mean of the parts' (float64).
+    with jax.enable_x64(True):
+        trainer, state, train, valid_a = _setup(jnp.float64, "exact")
+        _, _, _, valid_b = _setup(jnp.float64, "exact", seed=1)
+        both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), valid_a, valid_b)
+        parts = [_meta_grad(trainer, state, train, v) for v in (valid_a, valid_b)]
+        assert np.abs(parts[0] - parts[1]).max() > 1e-3 * np.abs(parts[0]).max()  # the parts do differ
+        np.testing.assert_allclose(_meta_grad(trainer, state, train, both), np.mean(parts, 0), rtol=1e-9, atol=1e-14)

@@ -12,7 +12,7 @@ from smat.metalearn import MetaConfig
 from smat.models import TextConfig, build
 from smat.students import make_student
 from smat.teacher import TeacherOutput
-from smat.train import SmatConfig, add_teacher_cache, train_explainer, train_student
+from smat.train import SmatConfig, add_teacher_cache, setup, train_epoch, train_explainer, train_student
 
 warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
 
@@ -142,3 +142,23 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path):
     again = train_explainer(teacher_fn, teacher_params, data, config, student=student, checkpoint=ckpt,
                             progress=False)  # finished: returns without training
     assert again.history == whole.history
+
+
+def test_meta_steps_read_valid_batches_times_the_batch_size():
+    teacher_fn, teacher_params = _teacher()
+    config = TextConfig(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32,
+                        max_position_embeddings=12, hidden_dropout=0.0, attention_dropout=0.0)
+    student = make_student(build(config), 2, head_dropout=0.0)
+    smat_config = SmatConfig(batch_size=8, meta=MetaConfig(valid_batches=3))
+    run = setup(teacher_fn, teacher_params, {"train": _split(24, 0), "valid": _split(40, 1)}, smat_config,
+                student=student, progress=False)
+    seen = []
+
+    def meta_step(state, train_batch, valid_batch, key):
+        seen.append((len(train_batch["valid"]), int(valid_batch["valid"].sum()), len(valid_batch["valid"])))
+        return state, {"sim_loss": 0.0}
+
+    _, _, metrics = train_epoch(run.trainer._replace(meta_step=meta_step), run.state, run.splits, smat_config, 0,
+                                run.key, meta=True)
+    # 3 train batches of 8; valid batches of 24 cycle through the 40 examples (the second padded)
+    assert len(metrics) == 3 and seen == [(8, 24, 24), (8, 16, 24), (8, 24, 24)]

@@ -69,10 +69,13 @@ def _stream(arrays, batch_size: int, seed: int):
                                          for epoch in itertools.count())
 
 
-def meta_gradients(run: smat.train.Setup, state, batches: int, seed: int, batch_size: int) -> np.ndarray:
-    """The meta-gradient on phi_T at ``state`` for ``batches`` (train, valid) batch pairs: [K, P]."""
+def meta_gradients(run: smat.train.Setup, state, batches: int, seed: int, batch_size: int,
+                   valid_batch_size: int | None = None) -> np.ndarray:
+    """The meta-gradient on phi_T at ``state`` for ``batches`` (train, valid) batch pairs: [K, P]
+    (valid batches of ``valid_batch_size``, default ``batch_size``)."""
     gradient = jax.jit(run.trainer.meta_gradient)
-    train, valid = (_stream(run.splits[split], batch_size, seed + 1000 + i)
+    sizes = {"train": batch_size, "valid": valid_batch_size or batch_size}
+    train, valid = (_stream(run.splits[split], sizes[split], seed + 1000 + i)
                     for i, split in enumerate(("train", "valid")))
     keys = jax.random.split(jax.random.key(seed + 1000), batches)
     out = []
@@ -104,7 +107,8 @@ def diagnose(cfg, out_root: Path, *, seed: int, batches: int, epochs: tuple[int,
     state, key, rows, steps, grads = run.state, run.key, [], 0, {}
     for epoch in tqdm(range(max(epochs) + 1), desc="meta-gradients", disable=not progress):
         if epoch in epochs:
-            grads[f"epoch{epoch}"] = meta_gradients(run, state, batches, seed, config.batch_size)
+            grads[f"epoch{epoch}"] = meta_gradients(run, state, batches, seed, config.batch_size,
+                                                    smat.train.meta_valid_batch_size(config))
             stats = agreement(grads[f"epoch{epoch}"])
             rows.append({"epoch": epoch, "meta_steps": steps, "heads_kept": _heads_kept(state, config.normalizer),
                          **stats})

@@ -269,7 +269,7 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-").replace("--", "-")
 
 
-_META_ONLY = ("meta_lr", "meta_clip", "mode")  # MetaConfig fields only the meta step (phi_T's update) reads
+_META_ONLY = ("meta_lr", "meta_clip", "mode", "warmup_steps", "valid_batches")  # MetaConfig fields only the meta step (phi_T's update) reads
 _META_ROWS = ("attention", "fresh")  # ROWS values whose runs depend on phi_T's training
 
 
@@ -292,7 +292,22 @@ def run_fingerprint(cfg: ExperimentConfig, row: str, n: int, seed: int, normaliz
     key = (settings, row, n, seed, normalizer)
     later = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
              if not f.repr and getattr(cfg, f.name) != f.default}  # see ExperimentConfig.student_head
-    return hashlib.sha256(repr(key + (later,) if later else key).encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical_repr(key + (later,) if later else key).encode()).hexdigest()[:16]
+
+
+def canonical_repr(value: Any) -> str:
+    """``repr(value)``, leaving out the dataclass fields marked ``metadata={"fingerprint": "omit_default"}``
+    while they hold their default: settings added after runs were recorded (e.g.
+    ``MetaConfig.warmup_steps``) keep those runs' fingerprints until they are changed."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = [f"{f.name}={canonical_repr(getattr(value, f.name))}" for f in dataclasses.fields(value)
+                 if f.repr and not (f.metadata.get("fingerprint") == "omit_default"
+                                    and getattr(value, f.name) == f.default)]
+        return f"{type(value).__qualname__}({', '.join(parts)})"
+    if type(value) is tuple:
+        inner = ", ".join(canonical_repr(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
 
 
 def _accepted(cfg: ExperimentConfig, row: str, n: int, seed: int, normalizer: str) -> tuple[str, ...]:
