@@ -85,16 +85,16 @@ def _mean_pool_teacher(model):
 
 
 @pytest.fixture(scope="module")
-def sst(shared_data):
+def sst_assets(shared_data):
     path = shared_data / "sst" / "jain_wallace" / "sst_dataset.csv"
     if not path.exists():
         pytest.skip(f"{path} is absent")
     return load_sst_jain_wallace(path), load_pretrained("minilm"), load_tokenizer("minilm")
 
 
-def _setting(sst, data_seed):
+def _setting(assets, data_seed):
     """A teacher fine-tuned on TEACHER_N shuffled sentences, and its cache on 256 + 256 others."""
-    sst, model, tokenizer = sst
+    sst, model, tokenizer = assets
     order = np.random.default_rng(data_seed).permutation(len(sst.train.texts))
     texts = [sst.train.texts[i] for i in order]
     labels = np.asarray(sst.train.labels)[order]
@@ -116,10 +116,10 @@ def _setting(sst, data_seed):
 
 
 @pytest.mark.slow
-def test_learned_explainer_beats_the_static_one(sst):
+def test_learned_explainer_beats_the_static_one(sst_assets):
     differences = []
     for seed in SEEDS:
-        teacher_fn, params, data, model, history = _setting(sst, seed if DATA_SEED is None else int(DATA_SEED))
+        teacher_fn, params, data, model, history = _setting(sst_assets, seed if DATA_SEED is None else int(DATA_SEED))
         predicted = data["valid"]["teacher_outputs"].argmax(-1)
         assert 0.2 < predicted.mean() < 0.8, "the teacher must not be one-class for simulability to mean anything"
         student = smat.make_student(model.encoder, 2, head_activation=None, head_dropout=0.0)
