@@ -3,7 +3,32 @@
 The learned (meta-trained) attention explainer must leave the student with a lower
 validation simulation loss than the static all-layers explainer from the same start
 (same student init, data order and dropout keys; only phi_T differs), in the median over
-five seeds (each seed its own teacher data shuffle, student head init and batch order).
+ten seeds (each seed its own teacher data shuffle, student head init and batch order).
+
+**At this scale it does not hold, so the test is an expected failure** (``xfail``, not strict:
+it reports XPASS if a change makes it hold). Measured on 2 CPU cores, 2026-12-02, with the
+defaults below (the two runs per seed of this test, histories dumped by a probe script; seeds 0-4
+equal to the 5-seed run of the same day to the printed digit): learned minus static validation
+simulation loss at each run's best-simulability epoch, seeds 0-9:
+  +0.018, -0.018, -0.016, -0.039, -0.060, +0.139, +0.025, +0.180, +0.049, +0.177
+  (median +0.022; learned ahead in 4 of 10; seeds 0-4 alone give -0.018, which an earlier
+  version of this test asserted and passed: the ten seeds show that was the draw).
+Other readings of the same runs agree that there is no effect to find here: the mean over
+the 8 epochs, learned minus static, has median +0.042; the last epoch's -0.001; truncating the
+runs to their first k epochs gives medians between -0.004 and +0.109 with the sign changing
+with k; best-epoch validation simulability (accuracy) is ahead in 5, level in 1, behind in 4
+(median +0.008).
+Why: the explanation carries almost nothing the students do not have. The teacher is MiniLM
+fine-tuned for one short epoch from the same checkpoint as the students, so KL(E_T || E_S) is
+0.014 nats per example on average over the static runs' epochs (0.016 for the learned ones),
+times beta 5, against a simulation loss of 0.45; meanwhile the students, at SGD lr 0.05 on 256
+sentences, overfit (train simulation loss down to 0.06-0.36) and their validation loss swings
+between epochs by up to 1.3 nats (the learned runs' worst epoch is worse than the static runs'
+in 6 of 10 seeds: sparser teacher explanations, slightly larger explanation gradients). The
+difference between the two rows is the chaos of two trajectories, not the explainer. A setting
+where it could hold needs explanations that teach (a teacher whose attention differs from the
+students' start, or students not pretrained) and students that settle (the paper's lr 5e-3 and
+~10x the steps): GPU-sized, see README "SMaT results".
 
 Scale (CPU-sized, everything else as the paper): the teacher is all-MiniLM-L6-v2 with a
 mean-pooled linear head fine-tuned for one epoch on 800 SST training sentences; the
@@ -11,9 +36,8 @@ students start from the public checkpoint and see 256 other training sentences, 
 more for validation, 8 epochs x 16 steps. Deviations from the paper's plan, needed to learn
 anything in 128 steps: inner SGD lr 0.05 (paper 5e-3, tuned for ~10x more steps), meta lr
 5e-3 (5e-4) reached after a 32-step linear warm-up (the paper: none), a linear student head.
-The measured losses are printed (``pytest -s``). The five seeds took 31 min on 2 CPU cores
-(2026-12-02, beside another training job for 25 of them; one seed 7-8 min beside a job), so the
-test is marked slow (``make test-slow``).
+The measured losses are printed (``pytest -s``). One seed takes 3 min alone on 2 CPU cores
+and 5.5-6 min beside another job (2026-12-02), so the test is marked slow (``make test-slow``).
 
 Why the warm-up (README "SMaT results"): at a run's start the meta-gradient on phi_T is batch
 noise (`python -m experiments.smat.diagnose imdb:cpu`: mean cosine between batch pairs
@@ -21,18 +45,17 @@ noise (`python -m experiments.smat.diagnose imdb:cpu`: mean cosine between batch
 outer loss), yet Adam at meta lr 5e-3 drops 40-52 of 72 heads in 32 steps, so without a
 warm-up the learned explainer is partly a draw of its first batches.
 
-Measured (2-core CPU; learned minus static validation simulation loss at each run's best-
-simulability epoch; `SMAT_E2E_SEED=S SMAT_E2E_WARMUP=W TEST_WORKERS=0 PYTEST_ARGS="-s -k
-learned_explainer" make test-slow`):
+Earlier measurements, five seeds (2-core CPU; learned minus static validation simulation loss
+at each run's best-simulability epoch; `SMAT_E2E_SEEDS="0 1 2 3 4" SMAT_E2E_WARMUP=W TEST_WORKERS=0
+PYTEST_ARGS="-s -k learned_explainer" make test-slow`):
   warm-up 32 (2026-12-02):  seeds 0-4: +0.018, -0.018, -0.016, -0.039, -0.060 (median -0.018;
     learned 0.342 / 0.326 / 0.382 / 0.294 / 0.363, static 0.324 / 0.344 / 0.398 / 0.333 / 0.423)
   no warm-up, the paper's constant meta lr (seed 2 2026-11-23; the others 2026-12-02, seeds 0
     and 1 equal to their 2026-11-23 runs to the digit): seeds 0-4: -0.022, +0.046, +0.031,
     -0.019, -0.087 (median -0.019; learned 0.302 / 0.390 / 0.429 / 0.314 / 0.336)
-So over five seeds the learned explainer is ahead in the median either way; the warm-up makes it
-ahead in 4 of 5 seeds instead of 3, so one seed flipping does not flip the assertion.
-Per-epoch losses still swing by up to 1.0 (inner lr 0.05: seed 4's learned student 0.87, 0.64, 1.60,
-0.55 in epochs 2-5), so single seeds cannot separate the two; hence the median.
+Both medians were below zero over seeds 0-4; seeds 5-9 (above) reverse it.
+Per-epoch losses swing by up to 1.3 (inner lr 0.05: seed 4's learned student 0.87, 0.64, 1.61,
+0.55 in epochs 2-5), so single seeds cannot separate the two.
 
 Earlier settings (one seed each unless stated; learned vs static at the best epoch):
   2026-11-23, inner lr 0.02, 12 epochs, seed 1: 0.309 vs 0.171 (learned behind from epoch 2 on).
@@ -61,7 +84,7 @@ from smat.models import load_pretrained
 from smat.teacher import TeacherTrainConfig, fit_teacher
 
 # SMAT_E2E_SEED=S runs one seed (the form of the measurements above); SMAT_E2E_SEEDS="0 1" a set.
-SEEDS = tuple(int(x) for x in os.environ.get("SMAT_E2E_SEEDS", os.environ.get("SMAT_E2E_SEED", "0 1 2 3 4")).split())
+SEEDS = tuple(int(x) for x in os.environ.get("SMAT_E2E_SEEDS", os.environ.get("SMAT_E2E_SEED", " ".join(map(str, range(10))))).split())
 DATA_SEED = os.environ.get("SMAT_E2E_DATA_SEED")  # the shuffle of SST train; by default each seed's own
 TEACHER_N = int(os.environ.get("SMAT_E2E_TEACHER_N", "800"))
 TEACHER_EPOCHS = int(os.environ.get("SMAT_E2E_TEACHER_EPOCHS", "1"))
@@ -116,6 +139,8 @@ def _setting(assets, data_seed):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="at this CPU scale the learned and static explainers differ by noise "
+                   "(ten seeds: median +0.022, learned ahead in 4); see the module docstring")
 def test_learned_explainer_beats_the_static_one(sst_assets):
     differences = []
     for seed in SEEDS:
@@ -131,9 +156,10 @@ def test_learned_explainer_beats_the_static_one(sst_assets):
             results[name] = smat.train_explainer(teacher_fn, params, data, config, student=student,
                                                  student_encoder_params=model.params, progress=False)
         static, learned = results["attention_all_layers"], results["attention"]
-        curve = {k: [round(h["valid_sim_loss"], 4) for h in r.history] for k, r in results.items()}
+        curve = {k: [(round(h["valid_simulability"], 3), round(h["valid_sim_loss"], 4)) for h in r.history]
+                 for k, r in results.items()}
         print(f"\nseed {seed}: teacher loss per epoch {[round(h['train_loss'], 3) for h in history]}; "
-              f"valid sim loss per epoch: {curve}")
+              f"valid (simulability, sim loss) per epoch: {curve}")
         print({k: r.metrics for k, r in results.items()})
         coeffs = np.asarray(smat.simplex.sparsemax(learned.state.teacher_expl_params["head_coeffs"]))
         assert (coeffs == 0).sum() > 0, "sparsemax should have switched some heads off"
