@@ -21,11 +21,11 @@ with k; best-epoch validation simulability (accuracy) is ahead in 5, level in 1,
 Why: the explanation carries almost nothing the students do not have. The teacher is MiniLM
 fine-tuned for one short epoch from the same checkpoint as the students, so KL(E_T || E_S) is
 0.014 nats per example on average over the static runs' epochs (0.016 for the learned ones),
-times beta 5, against a simulation loss of 0.45; meanwhile the students, at SGD lr 0.05 on 256
-sentences, overfit (train simulation loss down to 0.06-0.36) and their validation loss swings
-between epochs by up to 1.3 nats (the learned runs' worst epoch is worse than the static runs'
-in 6 of 10 seeds: sparser teacher explanations, slightly larger explanation gradients). The
-difference between the two rows is the chaos of two trajectories, not the explainer. A setting
+times beta 5, against a training simulation loss of 0.45 (same average); meanwhile the students,
+at SGD lr 0.05 on 256 sentences, overfit (train simulation loss 0.06-0.36 at the last epoch) and
+their validation loss swings by up to 1.1 nats from one epoch to the next (the learned runs' worst
+epoch is worse than the static runs' in 7 of 10 seeds; cause not isolated). The difference
+between the two rows is the chaos of two trajectories, not the explainer. A setting
 where it could hold needs explanations that teach (a teacher whose attention differs from the
 students' start, or students not pretrained) and students that settle (the paper's lr 5e-3 and
 ~10x the steps): GPU-sized, see README "SMaT results".
@@ -54,8 +54,8 @@ PYTEST_ARGS="-s -k learned_explainer" make test-slow`):
     and 1 equal to their 2026-11-23 runs to the digit): seeds 0-4: -0.022, +0.046, +0.031,
     -0.019, -0.087 (median -0.019; learned 0.302 / 0.390 / 0.429 / 0.314 / 0.336)
 Both medians were below zero over seeds 0-4; seeds 5-9 (above) reverse it.
-Per-epoch losses swing by up to 1.3 (inner lr 0.05: seed 4's learned student 0.87, 0.64, 1.61,
-0.55 in epochs 2-5), so single seeds cannot separate the two.
+Per-epoch losses swing by up to 1.1 nats from one epoch to the next (inner lr 0.05: seed 4's
+learned student 0.87, 0.64, 1.61, 0.55 in epochs 2-5), so single seeds cannot separate the two.
 
 Earlier settings (one seed each unless stated; learned vs static at the best epoch):
   2026-11-23, inner lr 0.02, 12 epochs, seed 1: 0.309 vs 0.171 (learned behind from epoch 2 on).
