@@ -17,10 +17,13 @@ the same for softmax rows).
 - :func:`attention_flow`: the layered graph with capacity ``A'_l[i, j]`` on the edge from
   token i at layer l to token j at layer l - 1; the score of token j is the maximum flow
   from ([CLS], top layer) to (j, input layer), one max-flow problem per token, normalised
-  to sum to 1 (court-of-xai). Solved with networkx (``maximum_flow_value``, preflow-push
-  by default) per instance, outside jit, on the CPU: O(seq) max-flow problems on a graph
-  of ``(layers + 1) * seq`` nodes and ``layers * seq^2`` edges per instance, which is why
-  the reference skipped it on IMDb. The residual attention itself is computed batched in JAX.
+  to sum to 1 (court-of-xai). O(seq) max-flow problems on a graph of ``(layers + 1) * seq``
+  nodes and ``layers * seq^2`` edges per instance, outside jit, on the CPU; the residual
+  attention itself is computed batched in JAX. Solved by scipy's Dinic
+  (``scipy.sparse.csgraph.maximum_flow``) on capacities rounded to multiples of 2^-30 by
+  default, or by networkx (``solver="networkx"``, the reference's library, which is why the
+  reference skipped flow on IMDb): 0.046 s against 11.0 s for one 60-token, 6-layer instance,
+  2.1 s for a 240-token one (2-core CPU, 2026-12-02; relative difference 3e-7).
 
 References:
   Abnar & Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020.
@@ -29,6 +32,8 @@ References:
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -100,8 +105,8 @@ def rollout(attentions: Array, mask: Array | None = None, *, query: int = 0, res
 
 
 def attention_flow(attentions: Array, mask: Array | None = None, *, query: int = 0, residual: float = 0.5,
-                   normalize: bool = True, flow_func=None) -> np.ndarray:
-    """Attention flow per instance with networkx max-flow (outside jit).
+                   normalize: bool = True, solver: str = "scipy", flow_func=None) -> np.ndarray:
+    """Attention flow per instance, outside jit.
 
     Args:
       attentions: [layers, batch, heads, seq, seq].
@@ -109,33 +114,71 @@ def attention_flow(attentions: Array, mask: Array | None = None, *, query: int =
       query: the top-layer token the flow starts from (0: [CLS]).
       residual: the weight of the identity in :func:`residual_attention`.
       normalize: divide each row by its sum (court-of-xai); False gives raw flow values.
-      flow_func: a networkx max-flow algorithm (default: networkx's, preflow-push).
+      solver: ``"scipy"`` (Dinic's algorithm in ``scipy.sparse.csgraph.maximum_flow``, which takes
+        int32 capacities: each capacity is rounded to a multiple of 2^-30, so a flow is off by at
+        most 2^-31 per edge of its minimum cut) or ``"networkx"`` (float capacities).
+      flow_func: with ``solver="networkx"``, its max-flow algorithm (default: preflow-push).
 
     Returns:
       numpy [batch, seq]: the (normalised) max-flow from (``query``, top layer) to each
       real input token, zero on padding.
     """
-    import networkx as nx
-
+    if solver not in ("scipy", "networkx"):
+        raise ValueError(f"unknown max-flow solver {solver!r}; known: 'scipy', 'networkx'")
+    if flow_func is not None and solver != "networkx":
+        raise ValueError("flow_func is a networkx algorithm: pass solver='networkx' with it")
     layers = np.asarray(jax.jit(residual_attention, static_argnames="residual")(attentions, mask,
                                                                                 residual=residual), np.float64)
     num_layers, batch, seq, _ = layers.shape
     valid = np.ones((batch, seq), bool) if mask is None else np.asarray(mask).astype(bool)
     flows = np.zeros((batch, seq), np.float64)
+    solve = _flows_scipy if solver == "scipy" else functools.partial(_flows_networkx, flow_func=flow_func)
     for b in range(batch):
         tokens = np.flatnonzero(valid[b])
-        graph = nx.DiGraph()
-        for layer in range(1, num_layers + 1):
-            weights = layers[layer - 1, b]
-            graph.add_edges_from(((layer, i), (layer - 1, j), {"capacity": float(weights[i, j])})
-                                 for i in tokens for j in tokens if weights[i, j] > 0)
-        source = (num_layers, query)
-        for j in tokens:
-            sink = (0, int(j))
-            if source not in graph or sink not in graph:
-                continue
-            flows[b, j] = nx.maximum_flow_value(graph, source, sink, capacity="capacity", flow_func=flow_func)
+        if query in tokens:
+            flows[b, tokens] = solve(layers[:, b], tokens, query)
         if normalize:
             total = flows[b].sum()
             flows[b] = flows[b] / total if total > 0 else flows[b]
     return flows
+
+
+_FLOW_SCALE = 2**30  # int32 capacities: a row of A' sums to 1, so no flow exceeds 2^30 (+ rounding)
+
+
+def _flows_scipy(layers: np.ndarray, tokens: np.ndarray, query: int) -> np.ndarray:
+    """Max-flow from (query, top) to every (j, 0), j in ``tokens``; node (l, i) is ``l * seq + i``."""
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import maximum_flow
+
+    num_layers, seq, _ = layers.shape
+    rows, cols, caps = [], [], []
+    for layer in range(1, num_layers + 1):
+        weights = layers[layer - 1][np.ix_(tokens, tokens)]
+        i, j = np.nonzero(weights > 0)
+        rows.append(layer * seq + tokens[i])
+        cols.append((layer - 1) * seq + tokens[j])
+        caps.append(np.rint(weights[i, j] * _FLOW_SCALE))
+    caps = np.concatenate(caps)
+    # scipy casts wider integers to int32 silently (2^40 becomes 0): keep every sum below 2^31.
+    if caps.size and np.bincount(np.concatenate(rows), caps, minlength=(num_layers + 1) * seq).max() >= 2**31:
+        raise ValueError("attention rows must sum to at most 1 for the int32 max-flow capacities")
+    graph = csr_array((caps.astype(np.int32), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=((num_layers + 1) * seq,) * 2)
+    source = num_layers * seq + query
+    return np.array([maximum_flow(graph, source, int(j), method="dinic").flow_value for j in tokens],
+                    np.float64) / _FLOW_SCALE
+
+
+def _flows_networkx(layers: np.ndarray, tokens: np.ndarray, query: int, *, flow_func=None) -> np.ndarray:
+    import networkx as nx
+
+    num_layers = layers.shape[0]
+    graph = nx.DiGraph()
+    for layer in range(1, num_layers + 1):
+        weights = layers[layer - 1]
+        graph.add_edges_from(((layer, i), (layer - 1, j), {"capacity": float(weights[i, j])})
+                             for i in tokens for j in tokens if weights[i, j] > 0)
+    source = (num_layers, query)
+    return np.array([nx.maximum_flow_value(graph, source, (0, int(j)), capacity="capacity", flow_func=flow_func)
+                     if source in graph and (0, int(j)) in graph else 0.0 for j in tokens], np.float64)

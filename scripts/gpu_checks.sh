@@ -77,9 +77,9 @@ if [ -n "${QUICK:-}" ]; then
     --shapes tiny --dtypes float32 --repeats 2
   step meta_bf16 120 "$PY" experiments/benchmarks/meta_step.py --shapes tiny --dtypes bfloat16 --repeats 2
   step meta_torch 60 "$PY" experiments/benchmarks/meta_step_torch.py --shapes tiny --repeats 2
-  step ig_minilm 180 "$PY" -m experiments.benchmarks.agreement --batch 2 --seq 32 --steps 4 --repeats 1 \
+  step ig_minilm 180 "$PY" -m experiments.benchmarks.agreement --skip flow --batch 2 --seq 32 --steps 4 --repeats 1 \
     --instances 50 --tau-repeats 2
-  step ig_base 120 "$PY" -m experiments.benchmarks.agreement --skip tau --shape base --batch 2 --seq 32 --steps 4 \
+  step ig_base 120 "$PY" -m experiments.benchmarks.agreement --skip tau --skip flow --shape base --batch 2 --seq 32 --steps 4 \
     --repeats 1
   step forward 120 "$PY" experiments/benchmarks/encoder_forward.py --shapes minilm --repeats 1 --inner 1
 else
@@ -88,8 +88,8 @@ else
   step meta_bf16 150 "$PY" experiments/benchmarks/meta_step.py --shapes base minilm --dtypes bfloat16
   step meta_base_f32 100 $F32 "$PY" experiments/benchmarks/meta_step.py --shapes base --dtypes float32
   step meta_torch 90 "$PY" experiments/benchmarks/meta_step_torch.py --shapes minilm base
-  step ig_minilm 60 $F32 "$PY" -m experiments.benchmarks.agreement --batch 16 --seq 128 --steps 50
-  step ig_base 60 $F32 "$PY" -m experiments.benchmarks.agreement --skip tau --shape base --batch 16 --seq 128 --steps 50
+  step ig_minilm 60 $F32 "$PY" -m experiments.benchmarks.agreement --skip flow --batch 16 --seq 128 --steps 50
+  step ig_base 60 $F32 "$PY" -m experiments.benchmarks.agreement --skip tau --skip flow --shape base --batch 16 --seq 128 --steps 50
   step forward 40 "$PY" experiments/benchmarks/encoder_forward.py --shapes minilm base --dtypes float32 bfloat16
 fi
 ls -la "$OUT"

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy.optimize import linprog
 
 from agreement import attention
@@ -76,14 +77,16 @@ def _lp_max_flow(layers, source, sink, tokens):
     return -res.fun
 
 
-def test_attention_flow_matches_an_lp_max_flow():
+@pytest.mark.parametrize("solver", ["scipy", "networkx"])
+def test_attention_flow_matches_an_lp_max_flow(solver):
     rng = np.random.default_rng(1)
     num_layers, batch, heads, seq = 2, 2, 2, 4
     logits = rng.normal(size=(num_layers, batch, heads, seq, seq))
     mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0]], np.int32)
     logits = np.where(mask[None, :, None, None, :] > 0, logits, -np.inf)
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    flows = attention.attention_flow(jnp.asarray(probs, jnp.float32), jnp.asarray(mask), normalize=False)
+    flows = attention.attention_flow(jnp.asarray(probs, jnp.float32), jnp.asarray(mask), normalize=False,
+                                     solver=solver)
     layers = np.asarray(attention.residual_attention(jnp.asarray(probs, jnp.float32), jnp.asarray(mask)),
                         np.float64)
     for b in range(batch):
@@ -91,9 +94,32 @@ def test_attention_flow_matches_an_lp_max_flow():
         expected = [_lp_max_flow(layers[:, b], (num_layers, 0), (0, j), tokens) for j in tokens]
         np.testing.assert_allclose(flows[b, tokens], expected, rtol=1e-6, atol=1e-9)
         assert np.all(flows[b, len(tokens):] == 0)
-    normalized = attention.attention_flow(jnp.asarray(probs, jnp.float32), jnp.asarray(mask))
+    normalized = attention.attention_flow(jnp.asarray(probs, jnp.float32), jnp.asarray(mask), solver=solver)
     np.testing.assert_allclose(normalized.sum(-1), 1.0)
     np.testing.assert_allclose(normalized, flows / flows.sum(-1, keepdims=True))
+
+
+def test_scipy_and_networkx_flows_agree_on_sparse_attention():
+    """Peaked attention (many near-zero capacities, exact zeros from padding) over 3 layers:
+    the int32-rounded Dinic flows equal networkx's float preflow-push ones to 2^-31 per cut edge."""
+    rng = np.random.default_rng(2)
+    num_layers, batch, heads, seq = 3, 3, 2, 9
+    logits = 4.0 * rng.normal(size=(num_layers, batch, heads, seq, seq))
+    mask = (np.arange(seq)[None, :] < np.array([[9], [6], [2]])).astype(np.int32)
+    logits = np.where(mask[None, :, None, None, :] > 0, logits, -np.inf)
+    probs = jnp.asarray(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), jnp.float32)
+    fast = attention.attention_flow(probs, jnp.asarray(mask), normalize=False)
+    slow = attention.attention_flow(probs, jnp.asarray(mask), normalize=False, solver="networkx")
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=seq * 2.0**-31)
+    assert np.all(fast[mask == 0] == 0) and np.all(fast[mask == 1] > 0)
+
+
+def test_flow_rejects_unknown_solvers():
+    probs = jnp.full((1, 1, 1, 2, 2), 0.5)
+    with pytest.raises(ValueError, match="solver"):
+        attention.attention_flow(probs, solver="lp")
+    with pytest.raises(ValueError, match="networkx"):
+        attention.attention_flow(probs, flow_func=object())
 
 
 def test_single_layer_flow_is_the_cls_row():

@@ -45,7 +45,9 @@ class AgreementConfig:
         "logit" or "log_probability".
       lime_samples, ig_steps, shap_samples, shap_baselines: the reference's Captum settings
         (1000 masks; 50 Gauss-Legendre steps; Grad-SHAP 5 draws; 2 identical pad baselines).
-      flow: attention flow for the transformer (Table 4; the paper skipped IMDb).
+      flow: attention flow for the transformer (Table 4; off for IMDb by default, as the paper
+        skipped it there; scipy's max-flow makes it about 2 s per 240-token instance, so
+        ``--set flow=True`` is affordable).
       special_tokens: the transformer's [CLS] / [SEP]: "exclude" (default: they are neither
         perturbed nor ranked; rollout's residual gives [CLS] a large mass that says nothing
         about the words) or "include" (the reference ranked every real token).

@@ -229,7 +229,7 @@ def _explain_split(model: Explainable, run: Callable, params, arrays: dict, cfg:
         index, valid = batch.pop("index"), batch.pop("valid") > 0
         result = jax.device_get(run(params, {k: jnp.asarray(v) for k, v in batch.items()}, jax.random.fold_in(key, i)))
         attentions = result.pop("attentions", None)
-        if attentions is not None:  # Table 4: networkx max-flow per instance, on the host
+        if attentions is not None:  # Table 4: max-flow per instance, on the host
             result["flow"] = attention_lib.attention_flow(attentions, batch["attention_mask"])
         for name, value in result.items():
             value = np.asarray(value)

@@ -1,4 +1,5 @@
-"""The agreement study's two hot loops, ours vs the usual Python tools: IG vs Captum, Kendall tau vs scipy.
+"""The agreement study's hot loops, ours vs the usual Python tools: IG vs Captum, Kendall tau vs scipy,
+attention flow vs networkx.
 
 ``python -m experiments.benchmarks.agreement [--batch 16] [--seq 128] [--steps 50] [--repeats 3] [--instances 500]``
 
@@ -35,7 +36,13 @@
    a Python loop over ``scipy.stats.kendalltau`` on each unpadded row. Both are the median
    of ``--repeats`` runs; their values are compared.
 
-Prints one Markdown table per benchmark with the machine, date and settings.
+3. Attention flow (Table 4), seconds per instance: :func:`agreement.attention.attention_flow`
+   with scipy's Dinic (the default) vs networkx's preflow-push (the reference's library) on
+   ``--flow-instances`` random 6-layer x 12-head attention maps (softmax of 4 x standard-normal
+   logits) at ``--flow-seq`` tokens, values compared; then scipy alone at 240 tokens, the
+   agreement study's IMDb length, where networkx is out of reach. Both are single calls.
+
+``--skip ig --skip flow`` leaves benchmarks out. Prints one Markdown table per benchmark with the machine, date and settings.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
+from agreement.attention import attention_flow
 from agreement.attributions import integrated_gradients
 from agreement.metrics import kendall_tau
 from experiments.common import machine_name
@@ -327,6 +335,38 @@ def bench_tau(args: argparse.Namespace) -> dict[str, float | bool]:
     return {"ours_s": ours_s, "scipy_s": scipy_s, "max_abs_diff": diff, "same_nan": same_nan}
 
 
+def flow_inputs(instances: int, seq: int, seed: int) -> jax.Array:
+    """[6 layers, instances, 12 heads, seq, seq] attention probabilities, peaked like trained ones."""
+    logits = 4.0 * np.random.default_rng(seed).standard_normal((6, instances, 12, seq, seq))
+    return jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1)
+
+
+def bench_flow(args: argparse.Namespace) -> dict[str, float]:
+    attentions = flow_inputs(args.flow_instances, args.flow_seq, args.seed)
+    long = flow_inputs(args.flow_instances, 240, args.seed)
+    attention_flow(attentions[:, :1])  # compiles residual_attention once per shape, outside the timings
+    attention_flow(long[:, :1])
+    timed = {}
+    for name, inputs, solver in (("networkx", attentions, "networkx"), ("scipy", attentions, "scipy"),
+                                 ("scipy_240", long, "scipy")):
+        start = time.perf_counter()
+        timed[name] = attention_flow(inputs, normalize=False, solver=solver)
+        timed[name + "_s"] = (time.perf_counter() - start) / args.flow_instances
+    diff = float(np.abs(timed["scipy"] - timed["networkx"]).max())
+
+    print("\n## Attention flow: scipy's Dinic (ours) vs networkx preflow-push (the reference's library)\n")
+    print(f"{args.flow_instances} instances of 6 layers x 12 heads (random peaked attention); "
+          f"scipy {scipy.__version__} on {machine_name()}; {datetime.date.today().isoformat()}; one call each.\n")
+    print("| solver | tokens | s / instance | speed-up vs networkx |")
+    print("|---|---:|---:|---:|")
+    for name, seq in (("networkx", args.flow_seq), ("scipy", args.flow_seq), ("scipy_240", 240)):
+        speed = f"{timed['networkx_s'] / timed[name + '_s']:.0f}x" if seq == args.flow_seq else "-"
+        print(f"| {name.split('_')[0]} | {seq} | {timed[name + '_s']:.3f} | {speed} |")
+    print(f"\nSame flows? max abs difference {diff:.2g} (unnormalised; capacities are at most 1).")
+    return {"networkx_s": timed["networkx_s"], "scipy_s": timed["scipy_s"], "scipy_240_s": timed["scipy_240_s"],
+            "max_abs_diff": diff}
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16, help="IG: instances per call")
@@ -342,15 +382,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--instances", type=int, default=500, help="Kendall tau: instances (x 15 method pairs)")
     parser.add_argument("--data", default=None, help="SST-2 folder ({train,dev,test}.tsv)")
     parser.add_argument("--torch-device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--flow-instances", type=int, default=2, help="attention flow: instances")
+    parser.add_argument("--flow-seq", type=int, default=60, help="attention flow: tokens for the networkx comparison")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip", choices=("ig", "tau"), default=None, help="leave one benchmark out")
+    parser.add_argument("--skip", choices=("ig", "tau", "flow"), action="append", default=[],
+                        help="leave a benchmark out (repeatable)")
     args = parser.parse_args(argv)
-    results = {}
-    if args.skip != "ig":
-        results["ig"] = bench_ig(args)
-    if args.skip != "tau":
-        results["tau"] = bench_tau(args)
-    return results
+    benches = {"ig": bench_ig, "tau": bench_tau, "flow": bench_flow}
+    return {name: bench(args) for name, bench in benches.items() if name not in args.skip}
 
 
 if __name__ == "__main__":
