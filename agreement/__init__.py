@@ -3,7 +3,7 @@
 - :mod:`agreement.attributions`: LIME, integrated gradients, DeepLIFT, Grad-SHAP,
   Deep-SHAP, gradient x input and leave-one-out as batched, jittable functions of any
   model's input embeddings.
-- :mod:`agreement.attention`: attention rollout (JAX) and attention flow (networkx).
+- :mod:`agreement.attention`: attention rollout (JAX) and attention flow (scipy max-flow).
 - :mod:`agreement.metrics`: Kendall tau-b, Spearman, Pearson (scipy-exact, batched,
   masked) and the top-k agreements of Krishna et al. 2022.
 """

@@ -9,10 +9,11 @@ Pipeline per task (every trained model checkpointed; finished steps are loaded, 
 3. explanations: per seed, ``random.Random(seed).sample`` of the test instances, explained by
    every method of :mod:`agreement.attributions` in one jitted call per length bucket
    (probability of the predicted class, pad-embedding baseline, ``|sum over dims|``), plus
-   attention: the BiLSTM's weights, the transformer's rollout and flow (networkx). Saved per
+   attention: the BiLSTM's weights, the transformer's rollout and flow (scipy max-flow). Saved per
    (model, seed) under ``scores/`` for reuse;
 4. agreement: per instance Kendall tau-b (and Spearman, Pearson) between every pair on the
-   ranked tokens (the transformer: every real token, [CLS]/[SEP] included, as the reference;
+   ranked tokens (the transformer: every real token but [CLS]/[SEP], which the reference also
+   ranked: ``--set special_tokens=include``;
    the BiLSTM: the words); mean and std over all (seed, instance) values, per-seed means, and
    the count of undefined (constant) rankings, which are reported rather than dropped;
 5. ``table.md`` (Tables 1-6 with the paper's numbers beside ours), ``aggregate.json``,
