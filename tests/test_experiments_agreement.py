@@ -116,3 +116,12 @@ def test_set_overrides_and_the_reference_embedding_init(tmp_path):
     assert np.abs(table[0]).sum() > 0  # the pad row (LIME's replacement, the baselines' input) is not zero
     with pytest.raises(ValueError, match="embedding_init"):
         agreement_run.main(["sst:smoke", "--out", str(tmp_path), "--quiet", "--set", "embedding_init=normal"])
+
+
+def test_lime_chunks_shrink_with_transformer_length_only():
+    cfg = get_config("imdb:cpu")
+    assert agreement_run.lime_chunk(cfg, 16, 128, quadratic=True) == 100  # the SST plan's chunk
+    assert agreement_run.lime_chunk(cfg, 16, 320, quadratic=True) == 16  # 256 sequences, not 1,600
+    assert agreement_run.lime_chunk(cfg, 16, 320, quadratic=False) == 100  # the BiLSTM's memory is linear
+    assert agreement_run.lime_chunk(cfg, 4, 2048, quadratic=True) == 1
+    assert agreement_run.lime_chunk(get_config("sst:smoke"), 4, 32, quadratic=True) == 64  # its lime_samples

@@ -185,8 +185,22 @@ def _transformer(encoder, tokenizer, flow: bool, specials: bool) -> Explainable:
                        lambda ids: [tokenizer.id_to_token(int(i)) for i in ids])
 
 
-def _settings(cfg: AgreementConfig, method: str, reference, stack) -> dict:
-    chunk = {"lime": {"n_samples": cfg.lime_samples, "samples_per_batch": min(100, cfg.lime_samples),
+# LIME's perturbed forward passes run in chunks of (samples x instances) sequences: 100 x 16 at
+# 128 tokens (the SST CPU plan), and for a transformer, whose attention memory grows with seq^2,
+# proportionally fewer at longer ones (16 samples at IMDb's 320 tokens, where 100 asked XLA for
+# 29 GB on the 2-core machine, 2026-12-02). The values do not depend on the chunking.
+LIME_CHUNK_SEQUENCES, LIME_CHUNK_AT = 1600, 128
+
+
+def lime_chunk(cfg: AgreementConfig, batch: int, seq: int, quadratic: bool) -> int:
+    """LIME samples per forward chunk for ``batch`` instances of ``seq`` tokens."""
+    sequences = LIME_CHUNK_SEQUENCES * (LIME_CHUNK_AT / max(seq, LIME_CHUNK_AT)) ** 2 if quadratic \
+        else LIME_CHUNK_SEQUENCES
+    return max(1, min(100, cfg.lime_samples, int(sequences // batch)))
+
+
+def _settings(cfg: AgreementConfig, method: str, reference, stack, lime_samples_per_batch: int) -> dict:
+    chunk = {"lime": {"n_samples": cfg.lime_samples, "samples_per_batch": lime_samples_per_batch,
                       "baseline": reference},
              "integrated_gradients": {"steps": cfg.ig_steps, "steps_per_batch": min(10, cfg.ig_steps),
                                       "baseline": reference},
@@ -207,11 +221,12 @@ def explain(model: Explainable, cfg: AgreementConfig) -> Callable:
         logits = forward(embeddings)
         reference = model.baseline(params, batch)
         stack = jnp.broadcast_to(reference, (cfg.shap_baselines, *reference.shape))
+        per_chunk = lime_chunk(cfg, *mask.shape, quadratic=model.name == "transformer")
         out = {"logits": logits, "features": mask}
         for method, k in zip(cfg.methods, jax.random.split(key, len(cfg.methods))):
             fn = attributions.get(method)
             out[method] = jnp.abs(fn(forward, embeddings, mask, None, key=k,
-                                     **_settings(cfg, method, reference, stack)))
+                                     **_settings(cfg, method, reference, stack, per_chunk)))
         return out | model.attention(params, batch)
 
     return run
