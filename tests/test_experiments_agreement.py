@@ -118,10 +118,12 @@ def test_set_overrides_and_the_reference_embedding_init(tmp_path):
         agreement_run.main(["sst:smoke", "--out", str(tmp_path), "--quiet", "--set", "embedding_init=normal"])
 
 
-def test_lime_chunks_shrink_with_transformer_length_only():
-    cfg = get_config("imdb:cpu")
-    assert agreement_run.lime_chunk(cfg, 16, 128, quadratic=True) == 100  # the SST plan's chunk
-    assert agreement_run.lime_chunk(cfg, 16, 320, quadratic=True) == 16  # 256 sequences, not 1,600
-    assert agreement_run.lime_chunk(cfg, 16, 320, quadratic=False) == 100  # the BiLSTM's memory is linear
-    assert agreement_run.lime_chunk(cfg, 4, 2048, quadratic=True) == 1
-    assert agreement_run.lime_chunk(get_config("sst:smoke"), 4, 32, quadratic=True) == 64  # its lime_samples
+def test_draw_chunks_shrink_with_transformer_length_only():
+    chunk = agreement_run.chunk_draws
+    # 128 tokens, 16 instances: the SST plan's chunks (LIME 100, IG 10, Grad-SHAP 5 draws)
+    assert [chunk(m, 16, 128, True) for m in ("lime", "integrated_gradients", "gradient_shap")] == [100, 10, 5]
+    assert [chunk(m, 16, 320, True) for m in ("lime", "integrated_gradients", "gradient_shap")] == [16, 1, 1]
+    assert chunk("lime", 16, 320, False) == 100  # the BiLSTM's memory is linear in seq
+    assert chunk("lime", 4, 2048, True) == 1
+    settings = agreement_run._settings(get_config("sst:smoke"), "lime", None, None, (4, 32), True)
+    assert settings["samples_per_batch"] == 64  # capped by the smoke plan's 64 LIME samples

@@ -23,6 +23,7 @@ Pipeline per task (every trained model checkpointed; finished steps are loaded, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import random
 import time
@@ -185,27 +186,31 @@ def _transformer(encoder, tokenizer, flow: bool, specials: bool) -> Explainable:
                        lambda ids: [tokenizer.id_to_token(int(i)) for i in ids])
 
 
-# LIME's perturbed forward passes run in chunks of (samples x instances) sequences: 100 x 16 at
-# 128 tokens (the SST CPU plan), and for a transformer, whose attention memory grows with seq^2,
-# proportionally fewer at longer ones (16 samples at IMDb's 320 tokens, where 100 asked XLA for
-# 29 GB on the 2-core machine, 2026-12-02). The values do not depend on the chunking.
-LIME_CHUNK_SEQUENCES, LIME_CHUNK_AT = 1600, 128
+# LIME, integrated gradients and Grad-SHAP run their draws in chunks of (draws x instances)
+# sequences: at 128 tokens as many as the SST CPU plan ran at 16 instances (LIME 100 x 16, IG
+# 10 x 16, Grad-SHAP 5 x 16), and for a transformer, whose attention memory grows with seq^2,
+# proportionally fewer at longer sequences (IMDb's 320 tokens: LIME 16 samples, IG 1 path
+# point at 16 instances; the SST chunks asked XLA for 29 GB there on the 2-core machine,
+# 2026-12-02). The values do not depend on the chunking.
+CHUNK_SEQUENCES = {"lime": 1600, "integrated_gradients": 160, "gradient_shap": 80}
+CHUNK_AT = 128
 
 
-def lime_chunk(cfg: AgreementConfig, batch: int, seq: int, quadratic: bool) -> int:
-    """LIME samples per forward chunk for ``batch`` instances of ``seq`` tokens."""
-    sequences = LIME_CHUNK_SEQUENCES * (LIME_CHUNK_AT / max(seq, LIME_CHUNK_AT)) ** 2 if quadratic \
-        else LIME_CHUNK_SEQUENCES
-    return max(1, min(100, cfg.lime_samples, int(sequences // batch)))
+def chunk_draws(method: str, batch: int, seq: int, quadratic: bool) -> int:
+    """Draws (LIME samples, IG path points, Grad-SHAP samples) per chunk for ``batch`` x ``seq``."""
+    sequences = CHUNK_SEQUENCES[method] * ((CHUNK_AT / max(seq, CHUNK_AT)) ** 2 if quadratic else 1.0)
+    return max(1, int(sequences // batch))
 
 
-def _settings(cfg: AgreementConfig, method: str, reference, stack, lime_samples_per_batch: int) -> dict:
-    chunk = {"lime": {"n_samples": cfg.lime_samples, "samples_per_batch": lime_samples_per_batch,
-                      "baseline": reference},
-             "integrated_gradients": {"steps": cfg.ig_steps, "steps_per_batch": min(10, cfg.ig_steps),
-                                      "baseline": reference},
+def _settings(cfg: AgreementConfig, method: str, reference, stack, shape: tuple[int, int], quadratic: bool) -> dict:
+    draws = functools.partial(chunk_draws, batch=shape[0], seq=shape[1], quadratic=quadratic)
+    chunk = {"lime": {"n_samples": cfg.lime_samples, "baseline": reference,
+                      "samples_per_batch": min(100, cfg.lime_samples, draws("lime"))},
+             "integrated_gradients": {"steps": cfg.ig_steps, "baseline": reference,
+                                      "steps_per_batch": min(10, cfg.ig_steps, draws("integrated_gradients"))},
              "deeplift": {"baseline": reference},
-             "gradient_shap": {"n_samples": cfg.shap_samples, "baselines": stack},
+             "gradient_shap": {"n_samples": cfg.shap_samples, "baselines": stack,
+                               "samples_per_batch": min(cfg.shap_samples, draws("gradient_shap"))},
              "deep_shap": {"baselines": stack}}
     return chunk[method] | {"output": cfg.output}
 
@@ -221,12 +226,12 @@ def explain(model: Explainable, cfg: AgreementConfig) -> Callable:
         logits = forward(embeddings)
         reference = model.baseline(params, batch)
         stack = jnp.broadcast_to(reference, (cfg.shap_baselines, *reference.shape))
-        per_chunk = lime_chunk(cfg, *mask.shape, quadratic=model.name == "transformer")
         out = {"logits": logits, "features": mask}
         for method, k in zip(cfg.methods, jax.random.split(key, len(cfg.methods))):
             fn = attributions.get(method)
             out[method] = jnp.abs(fn(forward, embeddings, mask, None, key=k,
-                                     **_settings(cfg, method, reference, stack, per_chunk)))
+                                     **_settings(cfg, method, reference, stack, mask.shape,
+                                                 model.name == "transformer")))
         return out | model.attention(params, batch)
 
     return run
