@@ -191,7 +191,7 @@ def _transformer(encoder, tokenizer, flow: bool, specials: bool) -> Explainable:
 # 10 x 16, Grad-SHAP 5 x 16), and for a transformer, whose attention memory grows with seq^2,
 # proportionally fewer at longer sequences (IMDb's 320 tokens: LIME 16 samples, IG 1 path
 # point at 16 instances; the SST chunks asked XLA for 29 GB there on the 2-core machine,
-# 2026-12-02). The values do not depend on the chunking.
+# 2026-12-02). The values do not depend on the chunking (beyond float rounding).
 CHUNK_SEQUENCES = {"lime": 1600, "integrated_gradients": 160, "gradient_shap": 80}
 CHUNK_AT = 128
 
