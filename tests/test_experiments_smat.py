@@ -3,6 +3,8 @@
 import dataclasses
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -81,11 +83,18 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
               "--set", "rows=('No explainer', 'Attention (SMaT)')"])
     assert stamps == {p: p.stat().st_mtime_ns for p in [*(out / "runs").glob("*.json"), *out.glob("*.npz")]}
 
-    # A run stored under other settings (its fingerprint differs) is trained again, not reused.
+    # Every record names the teacher it was trained from (one teacher here).
+    records = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert len({r["teacher"] for r in records}) == 1 and len(records[0]["teacher"]) == 16
+
+    # A run stored under other settings (its fingerprint differs) is trained again, not reused,
+    # and so is one trained from another teacher (e.g. committed from other hardware).
     stale = out / "runs" / "no-explainer__n32__seed0.json"
-    stale.write_text(json.dumps(json.loads(stale.read_text()) | {"fingerprint": "other-settings"}))
-    with pytest.raises(AssertionError, match="trained again"):
-        run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
+    recorded = stale.read_text()
+    for change in ({"fingerprint": "other-settings"}, {"teacher": "0" * 16}):
+        stale.write_text(json.dumps(json.loads(recorded) | change))
+        with pytest.raises(AssertionError, match="trained again"):
+            run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
 
 
 def test_run_fingerprints_follow_the_settings_not_the_table_layout():
@@ -144,6 +153,34 @@ def test_finished_runs_are_found_in_other_experiments_by_fingerprint_only(tmp_pa
     put("d", "attention-smat__n32__seed1__sparsemax.json")
     found = run._finished_elsewhere(ours, row, 32, 1, "sparsemax", (key,))
     assert found["reused_from"] == "d" and found["fingerprint"] == key
+
+
+def test_finished_runs_are_reused_only_under_the_teacher_they_were_trained_from(tmp_path):
+    row, key, teacher = "No explainer", "f" * 16, "a" * 16
+    folder = tmp_path / "other" / "runs"
+    folder.mkdir(parents=True)
+    record = {"row": row, "n": 32, "seed": 1, "normalizer": "sparsemax", "fingerprint": key, "teacher": teacher}
+    (folder / "no-explainer__n32__seed1.json").write_text(json.dumps(record))
+    ours = tmp_path / "ours"
+    assert run._finished_elsewhere(ours, row, 32, 1, "sparsemax", (key,), "b" * 16) is None
+    assert run._finished_elsewhere(ours, row, 32, 1, "sparsemax", (key,), teacher)["teacher"] == teacher
+    # a record from before runs carried a digest was trained from the stored teacher: accepted, stamped
+    del record["teacher"]
+    (folder / "no-explainer__n32__seed1.json").write_text(json.dumps(record))
+    assert run._finished_elsewhere(ours, row, 32, 1, "sparsemax", (key,), "b" * 16)["teacher"] == "b" * 16
+
+
+def test_teacher_digest_changes_with_any_bit_of_the_weights():
+    params = {"encoder": {"w": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}, "b": np.zeros(2, np.float32)}
+    digest = run.teacher_digest(params)
+    assert len(digest) == 16 and run.teacher_digest(jax.tree.map(np.copy, params)) == digest
+    assert run.teacher_digest(jax.tree.map(jnp.asarray, params)) == digest  # device arrays: same bytes
+    nudged = np.array(params["encoder"]["w"])
+    nudged[1, 2] = np.nextafter(nudged[1, 2], np.float32(2))  # one ulp
+    assert run.teacher_digest({**params, "encoder": {"w": nudged}}) != digest
+    assert run.teacher_digest({**params, "encoder": {"v": params["encoder"]["w"]}}) != digest  # renamed leaf
+    assert run.teacher_digest({**params, "b": params["b"].astype(np.float16)}) != digest
+    assert run.teacher_digest({**params, "b": np.zeros((1, 2), np.float32)}) != digest  # same bytes, other shape
 
 
 def test_runs_stuck_at_the_majority_class_are_named_in_the_notes():

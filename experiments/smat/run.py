@@ -47,6 +47,7 @@ class Task(NamedTuple):
     display: dict  # "images" [n, h, w, c] uint8 or "tokens" list[list[str]] of the test examples drawn
     patch_size: int | None
     tokenizer: Any = None  # text tasks: the teacher's tokenizer (plausibility re-tokenizes other data with it)
+    teacher_digest: str = ""  # :func:`teacher_digest` of ``teacher_params``; run records carry it
 
 
 def _subset(arrays: dict, index) -> dict:
@@ -262,7 +263,23 @@ def prepare_task(cfg: ExperimentConfig, out: Path, progress: bool = True,
         if not path.exists() or cached.keys() != arrays.keys():
             save_arrays_atomic(path, cached)
         splits[split] = cached
-    return task._replace(splits=splits)
+    return task._replace(splits=splits, teacher_digest=teacher_digest(task.teacher_params))
+
+
+def teacher_digest(params) -> str:
+    """A digest of the teacher's weights (names, dtypes, shapes and bytes of every leaf).
+
+    Run records carry it and are reused only under the same teacher: the records are committed
+    with the results, the teacher (hundreds of MB) is not, and a fresh clone trains it again. On
+    one machine type and jax version that is bit for bit the same teacher, and the committed runs
+    count; a teacher that differs in any bit (other hardware, other jax) trains them again.
+    """
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        leaf = np.ascontiguousarray(leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}:{leaf.dtype.str}:{leaf.shape}".encode())
+        digest.update(leaf.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _slug(text: str) -> str:
@@ -316,21 +333,32 @@ def _accepted(cfg: ExperimentConfig, row: str, n: int, seed: int, normalizer: st
     return tuple(dict.fromkeys((current, run_fingerprint(cfg, row, n, seed, normalizer, legacy=True))))
 
 
+def _reusable(record: dict, fingerprints: tuple[str, ...], teacher: str) -> bool:
+    """Whether a stored run record stands for the run asked for: same settings, same teacher.
+
+    Records written before runs carried a teacher digest have none; those were trained in this
+    results folder from its stored teacher (they were never committed) and are accepted.
+    """
+    return record.get("fingerprint") in fingerprints and record.get("teacher", teacher) == teacher
+
+
 def _finished_elsewhere(out: Path, row: str, n: int, seed: int, normalizer: str,
-                        fingerprints: tuple[str, ...]) -> dict | None:
+                        fingerprints: tuple[str, ...], teacher: str = "") -> dict | None:
     """The same run finished by another experiment in ``out``'s results folder, if any.
 
     Equal fingerprints mean equal task, teacher and student settings: a variant that changed
     only the table's layout (``--set sizes=...``, ``seeds``, ``rows``) or the normalizers
-    table's sparsemax column (the mlqe table's runs) need not train it again.
+    table's sparsemax column (the mlqe table's runs) need not train it again. ``teacher``: the
+    current teacher's digest, which the record must carry (or predate, see :func:`_reusable`).
     """
     for candidate in sorted(out.parent.glob(f"*/runs/{_slug(row)}__n{n}__seed{seed}*.json")):
         if candidate.parent.parent == out:
             continue
         record = json.loads(candidate.read_text())
-        if record.get("fingerprint") in fingerprints and (record.get("row"), record.get("n"), record.get("seed"),
-                                                          record.get("normalizer")) == (row, n, seed, normalizer):
-            return record | {"reused_from": candidate.parent.parent.name, "fingerprint": fingerprints[0]}
+        if _reusable(record, fingerprints, teacher) and (record.get("row"), record.get("n"), record.get("seed"),
+                                                         record.get("normalizer")) == (row, n, seed, normalizer):
+            return record | {"reused_from": candidate.parent.parent.name, "fingerprint": fingerprints[0],
+                             "teacher": teacher}
     return None
 
 
@@ -362,11 +390,18 @@ def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out:
     checkpoint = out / "checkpoints" / f"{path.stem}__{fingerprint}.npz"
     if path.exists():
         record = json.loads(path.read_text())
-        if record.get("fingerprint") in fingerprints:
+        if _reusable(record, fingerprints, task.teacher_digest):
+            if "teacher" not in record:  # trained here from the stored teacher: say which one
+                record["teacher"] = task.teacher_digest
+                report.write_json(path, record)
             return record
-        print(f"{path}: written under other settings (fingerprint {record.get('fingerprint')} != {fingerprint}); "
-              "training it again")
-    record = _finished_elsewhere(out, row, n, seed, normalizer, fingerprints)
+        if record.get("fingerprint") not in fingerprints:
+            print(f"{path}: written under other settings (fingerprint {record.get('fingerprint')} != {fingerprint}); "
+                  "training it again")
+        else:
+            print(f"{path}: trained from another teacher (digest {record['teacher']} != {task.teacher_digest}, "
+                  "e.g. retrained on other hardware); training it again")
+    record = _finished_elsewhere(out, row, n, seed, normalizer, fingerprints, task.teacher_digest)
     if record is not None:
         record["column"] = normalizer if suffix else n
         report.write_json(path, record)
@@ -386,7 +421,7 @@ def run_one(cfg: ExperimentConfig, task: Task, row: str, n: int, seed: int, out:
         config = dataclasses.replace(cfg.smat, explainer=explainer, seed=seed, normalizer=normalizer)
         result = smat.train_explainer(task.teacher_fn, task.teacher_params, data, config, **common)
     record = {"row": row, "n": n, "seed": seed, "normalizer": normalizer, "explainer": explainer,
-              "fingerprint": fingerprint,
+              "fingerprint": fingerprint, "teacher": task.teacher_digest,
               "column": normalizer if suffix else n, "metrics": result.metrics,
               "best_epoch": result.best_epoch, "history": result.history, "seconds": time.perf_counter() - t0,
               "teacher_expl_params": _as_lists(result.state.teacher_expl_params),
