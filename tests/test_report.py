@@ -27,6 +27,7 @@ def test_aggregate_matches_hand_computed_quartiles():
     assert cell["q75"] == pytest.approx(0.85)
     assert cell["values"] == [0.80, 0.81, 0.82, 0.85, 0.90]
     assert cell["seeds"] == [0, 1, 2, 3, 4]
+    assert cell["by_seed"] == {0: 0.80, 1: 0.82, 2: 0.81, 3: 0.90, 4: 0.85}  # values sorted, seeds not
     # even count: linear interpolation, q25 at position 0.75 and q75 at 2.25 of [1, 2, 3, 4]
     four = report.aggregate(_runs("a", 1, [4.0, 1.0, 3.0, 2.0]), "accuracy")["a"][1]
     assert (four["q25"], four["median"], four["q75"]) == pytest.approx((1.75, 2.5, 3.25))

@@ -47,9 +47,10 @@ def aggregate(runs: Sequence[Mapping[str, Any]], metric: str) -> dict:
       metric: key of ``run["metrics"]`` to aggregate (e.g. ``"accuracy"``, ``"pearson"``).
 
     Returns:
-      ``{row: {n: {"median", "q25", "q75", "values", "seeds"}}}``, rows and columns in
+      ``{row: {n: {"median", "q25", "q75", "values", "seeds", "by_seed"}}}``, rows and columns in
       first-seen order; quartiles use ``np.percentile``'s linear interpolation and
-      ``values`` is sorted, ``seeds`` in the order the runs came.
+      ``values`` is sorted, ``seeds`` in the order the runs came (so the two do not pair up:
+      ``by_seed`` maps each seed to its value).
 
     Raises:
       KeyError: a run lacks ``metric``.
@@ -71,6 +72,7 @@ def aggregate(runs: Sequence[Mapping[str, Any]], metric: str) -> dict:
                 "q75": float(q75),
                 "values": sorted(values.tolist()),
                 "seeds": [s for s, _ in pairs],
+                "by_seed": {s: v for s, v in pairs},
             }
     return out
 
