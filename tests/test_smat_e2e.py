@@ -3,11 +3,30 @@
 The learned (meta-trained) attention explainer must leave the student with a lower
 validation simulation loss than the static all-layers explainer from the same start
 (same student init, data order and dropout keys; only phi_T differs), in the median over
-ten seeds (each seed its own teacher data shuffle, student head init and batch order).
+ten seeds (each seed its own student head init, re-initialized attention and batch order).
 
-**At this scale it does not hold, so the test is an expected failure** (``xfail``, not strict:
-it reports XPASS if a change makes it hold). Measured on 2 CPU cores, 2026-12-02, with the
-defaults below (the two runs per seed of this test, histories dumped by a probe script; seeds 0-4
+Setting since 2026-12-02 (second session): one teacher (SST shuffle 0) for every seed, and
+students whose top three layers' query and key projections start afresh (``_reinit_attention``,
+``SMAT_E2E_REINIT="3 4 5"``): their heads there start near uniform, so the teacher's attention
+carries something the students lack. The explanation loss the students see at epoch 0 is then
+0.085-0.129 nats per example (static and learned runs, seeds 0-6) against 0.014 on average over the
+epochs with pretrained students (below), and its mean over the 8 epochs 0.024-0.039.
+Measured (2026-12-02, 2-core CPU, beside the normalizers job, through ``/tmp`` probe code that
+builds the same teacher, students and re-initialization as this test; the test itself was not yet
+run over the ten seeds), learned minus static validation simulation loss at each run's
+best-simulability epoch, seeds 0-9: -0.064, +0.037, -0.008, -0.104, -0.034, -0.032, +0.073,
+-0.039, +0.134, -0.045 (median -0.033; learned lower in 7 of 10), and best validation simulability
+learned minus static: +0.012, +0.020, +0.016, +0.031, +0.024, +0.016, -0.039, +0.004, -0.039, +0.016
+(median +0.016; learned ahead in 8 of 10).
+**The test stays an expected failure** (``xfail``, not strict) until the ten seeds have been run
+through this test itself (one command, ~30 min alone; the refactored test was not yet run). Still open: whether the explanation helps at all here (no no-explainer row was run).
+Students not pretrained were tried first (same day, seed 0: a 2-layer x 4-head encoder, hidden 64,
+from random init, SGD 0.05 x 4 epochs and 0.5 x 16 epochs): with 256 sentences they never leave the
+majority class (validation simulability 0.699 in every epoch for no explainer, static and learned).
+
+Earlier setting (until 2026-12-02): students from the whole pretrained checkpoint, each seed its own
+teacher (``SMAT_E2E_REINIT="" SMAT_E2E_DATA_SEED=""``). There it did not hold. Measured on 2 CPU cores,
+2026-12-02, with those defaults (the two runs per seed of this test, histories dumped by a probe script; seeds 0-4
 equal to the 5-seed run of the same day to the printed digit): learned minus static validation
 simulation loss at each run's best-simulability epoch, seeds 0-9:
   +0.018, -0.018, -0.016, -0.039, -0.060, +0.139, +0.025, +0.180, +0.049, +0.177
@@ -32,7 +51,7 @@ students' start, or students not pretrained) and students that settle (the paper
 
 Scale (CPU-sized, everything else as the paper): the teacher is all-MiniLM-L6-v2 with a
 mean-pooled linear head fine-tuned for one epoch on 800 SST training sentences; the
-students start from the public checkpoint and see 256 other training sentences, with 256
+students start from the public checkpoint (layers 3-5's query and key drawn afresh) and see 256 other training sentences, with 256
 more for validation, 8 epochs x 16 steps. Deviations from the paper's plan, needed to learn
 anything in 128 steps: inner SGD lr 0.05 (paper 5e-3, tuned for ~10x more steps), meta lr
 5e-3 (5e-4) reached after a 32-step linear warm-up (the paper: none), a linear student head.
@@ -73,6 +92,7 @@ Earlier settings (one seed each unless stated; learned vs static at the best epo
 import os
 import statistics
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -85,7 +105,12 @@ from smat.teacher import TeacherTrainConfig, fit_teacher
 
 # SMAT_E2E_SEED=S runs one seed (the form of the measurements above); SMAT_E2E_SEEDS="0 1" a set.
 SEEDS = tuple(int(x) for x in os.environ.get("SMAT_E2E_SEEDS", os.environ.get("SMAT_E2E_SEED", " ".join(map(str, range(10))))).split())
-DATA_SEED = os.environ.get("SMAT_E2E_DATA_SEED")  # the shuffle of SST train; by default each seed's own
+# The shuffle of SST train that picks the teacher's and the students' sentences: one teacher for
+# every seed by default; SMAT_E2E_DATA_SEED="" gives each seed its own (the form of the 2026-12-02
+# measurements with pretrained students in the docstring).
+DATA_SEED = os.environ.get("SMAT_E2E_DATA_SEED", "0") or None
+# The students' layers whose attention (query and key) starts afresh; "" keeps the whole checkpoint.
+REINIT = tuple(int(x) for x in os.environ.get("SMAT_E2E_REINIT", "3 4 5").split())
 TEACHER_N = int(os.environ.get("SMAT_E2E_TEACHER_N", "800"))
 TEACHER_EPOCHS = int(os.environ.get("SMAT_E2E_TEACHER_EPOCHS", "1"))
 TEACHER_LR = float(os.environ.get("SMAT_E2E_TEACHER_LR", "1e-4"))
@@ -105,6 +130,23 @@ def _mean_pool_teacher(model):
         return smat.TeacherOutput(pooled @ params["w"] + params["b"], out.head_scores, e)
 
     return teacher_fn
+
+
+def _reinit_attention(encoder_params, layers, seed):
+    """The pretrained encoder with the query and key projections of ``layers`` drawn afresh (normal,
+    std 0.02, zero bias): those layers' heads start near uniform, so the teacher's attention carries
+    something the students lack."""
+    if not layers:
+        return encoder_params
+    key = jax.random.key(1000 + seed)
+    index = jnp.asarray(layers)
+    attention = dict(encoder_params["layers"])
+    for name in ("query", "key"):
+        key, sub = jax.random.split(key)
+        kernel, bias = attention[name]["kernel"], attention[name]["bias"]
+        fresh = 0.02 * jax.random.normal(sub, kernel.shape, kernel.dtype)
+        attention[name] = {"kernel": kernel.at[index].set(fresh[index]), "bias": bias.at[index].set(0.0)}
+    return {**encoder_params, "layers": attention}
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +181,16 @@ def _setting(assets, data_seed):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="at this CPU scale the learned and static explainers differ by noise "
-                   "(ten seeds: median +0.022, learned ahead in 4); see the module docstring")
+@pytest.mark.xfail(strict=False, reason="with pretrained students the explainers differed by noise (ten seeds: "
+                   "median +0.022); the re-initialized-attention setting gave median -0.033 in ten probe seeds, not yet "
+                   "run through this test; see the module docstring")
 def test_learned_explainer_beats_the_static_one(sst_assets):
-    differences = []
+    differences, settings = [], {}
     for seed in SEEDS:
-        teacher_fn, params, data, model, history = _setting(sst_assets, seed if DATA_SEED is None else int(DATA_SEED))
+        data_seed = seed if DATA_SEED is None else int(DATA_SEED)
+        if data_seed not in settings:  # one teacher per data seed
+            settings = {data_seed: _setting(sst_assets, data_seed)}
+        teacher_fn, params, data, model, history = settings[data_seed]
         predicted = data["valid"]["teacher_outputs"].argmax(-1)
         assert 0.2 < predicted.mean() < 0.8, "the teacher must not be one-class for simulability to mean anything"
         student = smat.make_student(model.encoder, 2, head_activation=None, head_dropout=0.0)
@@ -154,7 +200,8 @@ def test_learned_explainer_beats_the_static_one(sst_assets):
                                      meta=smat.MetaConfig(mode="jvp", inner_lr=INNER_LR, meta_lr=META_LR,
                                                           warmup_steps=WARMUP))
             results[name] = smat.train_explainer(teacher_fn, params, data, config, student=student,
-                                                 student_encoder_params=model.params, progress=False)
+                                                 student_encoder_params=_reinit_attention(model.params, REINIT, seed),
+                                                 progress=False)
         static, learned = results["attention_all_layers"], results["attention"]
         curve = {k: [(round(h["valid_simulability"], 3), round(h["valid_sim_loss"], 4)) for h in r.history]
                  for k, r in results.items()}
