@@ -101,6 +101,7 @@ import smat
 from smat.data import load_sst_jain_wallace
 from smat.data.tokenization import encode_texts, load_tokenizer
 from smat.models import load_pretrained
+from smat.models.layers import INIT_STD
 from smat.teacher import TeacherTrainConfig, fit_teacher
 
 # SMAT_E2E_SEED=S runs one seed (the form of the measurements above); SMAT_E2E_SEEDS="0 1" a set.
@@ -144,7 +145,7 @@ def _reinit_attention(encoder_params, layers, seed):
     for name in ("query", "key"):
         key, sub = jax.random.split(key)
         kernel, bias = attention[name]["kernel"], attention[name]["bias"]
-        fresh = 0.02 * jax.random.normal(sub, kernel.shape, kernel.dtype)
+        fresh = INIT_STD * jax.random.normal(sub, kernel.shape, kernel.dtype)
         attention[name] = {"kernel": kernel.at[index].set(fresh[index]), "bias": bias.at[index].set(0.0)}
     return {**encoder_params, "layers": attention}
 
