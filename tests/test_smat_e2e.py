@@ -25,10 +25,19 @@ Learned minus static: -0.064, +0.037, -0.008, -0.104, -0.034, -0.032, +0.073, -0
 -0.045 (median -0.033, lower in 7 of 10; the ten probe seeds of 2026-12-02 gave the same numbers);
 best validation simulability learned minus static median +0.016 (ahead in 8 of 10). Against no
 explainer: learned median -0.006 (lower in 7 of 10, IQR [-0.043, +0.016]), static -0.001 (5 of
-10). So the learned explainer beats the static one here, as the paper finds, while neither
-is clearly better than training without explanations at this scale; 7 of 10 is a sign-test p of
-0.17, a median over seeds, not a significant effect. One seed takes ~3 min alone
-(teacher ~1.5 min once), ~4.5 min with the no-explainer row, so the test is marked slow.
+10).
+A second teacher (fine-tuned on another shuffle: ``SMAT_E2E_DATA_SEED=1``, the same command, 36 min
+alone, 2026-12-03), seeds 0-9:
+  no explainer  0.445 0.359 0.470 0.336 0.331 0.305 0.289 0.358 0.434 0.345  (median 0.352)
+  static (all)  0.433 0.387 0.467 0.436 0.473 0.312 0.402 0.376 0.460 0.318  (median 0.417)
+  learned       0.461 0.292 0.321 0.386 0.446 0.372 0.485 0.532 0.414 0.317  (median 0.400)
+learned minus static median -0.014 (lower in 6 of 10; simulability level, median 0.000).
+So the learned explainer beats the static one with both teachers, as the paper finds (13 of 20
+lower: a one-sided sign-test p of 0.13, a consistent median, not a significant effect), while
+explanations do not help these students over none: with teacher 1 no explainer is best (learned
++0.033, static +0.022 in the median), with teacher 0 the learned explainer is level with it.
+One seed takes ~3 min alone (teacher ~1.5 min once), ~3.6 min with the no-explainer row, so the
+test is marked slow.
 
 Why the warm-up (README "SMaT results"): at a run's start the meta-gradient on phi_T is batch
 noise (`python -m experiments.smat.diagnose imdb:cpu`: mean cosine between batch pairs
