@@ -217,17 +217,17 @@ def teachers():
 @pytest.mark.parametrize("kind", ["one_layer", pytest.param("six_layers", marks=pytest.mark.slow)])
 def test_learned_explainer_beats_the_static_one(sst_assets, teachers, kind):
     student_layers, reinit = _student_setting(kind)
+    encoder, encoder_params = _truncate(sst_assets[1], student_layers)
+    student = smat.make_student(encoder, 2, head_activation=None, head_dropout=0.0)
     differences, no_explainer = [], []
     for seed in SEEDS:
         data_seed = seed if DATA_SEED is None else int(DATA_SEED)
         if data_seed not in teachers:  # one teacher per data seed, the last one kept
             teachers.clear()
             teachers[data_seed] = _setting(sst_assets, data_seed)
-        teacher_fn, params, data, model, history = teachers[data_seed]
+        teacher_fn, params, data, _, history = teachers[data_seed]
         predicted = data["valid"]["teacher_outputs"].argmax(-1)
         assert 0.2 < predicted.mean() < 0.8, "the teacher must not be one-class for simulability to mean anything"
-        encoder, encoder_params = _truncate(model, student_layers)
-        student = smat.make_student(encoder, 2, head_activation=None, head_dropout=0.0)
         results = {}
         for name in ROWS:
             config = smat.SmatConfig(explainer=name, batch_size=16, max_epochs=EPOCHS, patience=EPOCHS, seed=seed,
