@@ -97,6 +97,50 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
             run.main(["images:smoke", "--out", str(tmp_path), "--quiet"])
 
 
+def test_images_with_a_vit_checkpoint_and_cifar100_run_the_papers_path(tmp_path, monkeypatch):
+    """Where the checkpoint and CIFAR-100 both load, Table 3 runs as the paper's: no substitution,
+    100 fine labels, 32-pixel images resized to the checkpoint's size in the step. Here a tiny random
+    HF ``ViTModel`` at 48 pixels (3 x 3 patches) and CIFAR-layout random images stand in for both."""
+    transformers = pytest.importorskip("transformers")
+    import smat.data
+    from smat.data.splits import DatasetSplits, Split
+
+    checkpoint = tmp_path / "vit-in21k"
+    torch_vit = transformers.ViTModel(transformers.ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=48,
+        patch_size=16))
+    torch_vit.save_pretrained(checkpoint)
+    (checkpoint / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.4] * 3, "image_std": [0.3] * 3}))
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return Split(ids=[str(i) for i in range(n)], images=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+                     labels=rng.integers(0, 100, n).astype(np.int32))
+
+    cifar = DatasetSplits("cifar100", split(160), None, split(24),
+                          {"label_names": tuple(f"c{i}" for i in range(100)), "task": "classification",
+                           "source": "test"})
+    monkeypatch.setattr(smat.data, "load_cifar100", lambda *args, **kwargs: cifar)
+    paper = configs.get_config("images")
+    cfg = dataclasses.replace(
+        paper, name="cifar-tiny", teacher=str(checkpoint), pool=(32, 16, 16), sizes=(16,), seeds=(0,),
+        figure_examples=2, teacher_train=dataclasses.replace(paper.teacher_train, max_epochs=1),
+        rows=("No explainer", "Gradient x Input", "Attention (all layers)", "Attention (SMaT)"),
+        smat=dataclasses.replace(paper.smat, batch_size=8, max_epochs=1, patience=1))
+    summary = run.run_experiment(cfg, tmp_path, progress=False)
+    out = tmp_path / cfg.name
+    _check_report(out, cfg)
+    notes = " ".join(summary["notes"])
+    assert "OFFLINE SUBSTITUTION" not in notes and "CIFAR-100" in notes and "32 -> 48 px" in notes
+    assert "mean [0.4, 0.4, 0.4] / std [0.3, 0.3, 0.3]" in notes and "100-way head" in notes
+    assert "144 / 16 images" in notes  # 160 train: the last 10% held out for the teacher's validation
+    with np.load(out / "cache_test.npz") as cache:
+        assert cache["teacher_head_scores"].shape == (16, 2, 4, 10)  # layers, heads, 1 + 3 x 3 tokens
+        assert cache["teacher_explanation/gradient_x_input"].shape == (16, 10)
+        teacher_classes = cache["teacher_outputs"].shape[-1]
+    assert teacher_classes == 100
+
+
 def test_run_fingerprints_follow_the_settings_not_the_table_layout():
     cfg = configs.get_config("images:smoke")
     key = run.run_fingerprint(cfg, "Attention (SMaT)", 32, 0, "sparsemax")

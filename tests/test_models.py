@@ -181,9 +181,9 @@ def test_tiny_distilbert_for_classification(tmp_path):
 
 
 def _vit_config(**kw):
-    return transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=37, image_size=16, patch_size=4, num_channels=3,
-                                  attn_implementation="eager", **kw)
+    settings = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                    image_size=16, patch_size=4, num_channels=3, attn_implementation="eager")
+    return transformers.ViTConfig(**(settings | kw))
 
 
 @pytest.mark.parametrize("size", [16, 24])
@@ -215,6 +215,37 @@ def test_tiny_vit_model_with_pooler(tmp_path):
     ours = model.apply(model.params, jnp.asarray(pixels.transpose(0, 2, 3, 1)))
     np.testing.assert_allclose(np.asarray(ours.last_hidden_state), theirs.last_hidden_state.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(ours.pooled), theirs.pooler_output.numpy(), atol=1e-5)
+
+
+def test_resized_vit_equals_the_hf_image_processor_then_the_model(tmp_path):
+    """32 x 32 uint8 images (CIFAR's) into a 48-pixel ViT: HF's PIL image processor, then the
+    PyTorch model, against ``resize_inputs`` on the normalized 32-pixel images in one jit."""
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    from smat.data.batching import normalize_images
+    from smat.models.vit import resize_inputs
+
+    torch.manual_seed(6)
+    m = _perturb(transformers.ViTForImageClassification(_vit_config(num_labels=5, image_size=48, patch_size=16)))
+    model = load_pretrained(_save(m, tmp_path / "vit"))
+    images = np.random.default_rng(2).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    processed = ViTImageProcessorPil(size={"height": 48, "width": 48})(list(images), return_tensors="np")
+    with torch.no_grad():
+        theirs = m(pixel_values=torch.as_tensor(processed["pixel_values"]), output_hidden_states=True)
+    encoder = resize_inputs(model.encoder, 48)
+    ours = jax.jit(encoder.apply)(model.params, jnp.asarray(normalize_images(images)))
+    embedded = encoder.embed(model.params, jnp.asarray(normalize_images(images)))
+    # PIL resizes the uint8 image and rounds back to uint8 (its 8-bit fixed point is off by at most
+    # one level, 2/255 after the 0.5 / 0.5 normalization); we resize the floats without rounding.
+    pixels = np.asarray(jax.image.resize(jnp.asarray(normalize_images(images)), (3, 48, 48, 3), "bilinear"))
+    diff = np.abs(pixels - processed["pixel_values"].transpose(0, 2, 3, 1))
+    assert diff.max() <= 2 / 255 + 1e-6 and diff.mean() < 1 / 255  # about a third of a level on average
+    assert ours.hidden_states.shape[2] == embedded.shape[1] == 1 + 3 * 3
+    np.testing.assert_allclose(np.asarray(ours.hidden_states[0]), theirs.hidden_states[0].numpy(), atol=2e-2)
+    np.testing.assert_allclose(np.asarray(ours.logits), theirs.logits.numpy(), atol=2e-2)
+    with torch.no_grad():  # the same model fed our resized floats: equal to float32 precision
+        exact = m(pixel_values=torch.as_tensor(pixels.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(np.asarray(ours.logits), exact.logits.numpy(), atol=1e-5, rtol=0)
 
 
 def test_bicubic_matrix_matches_torch_interpolate():

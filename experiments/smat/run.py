@@ -69,6 +69,66 @@ def _teacher(cfg: ExperimentConfig, out: Path, encoder, params, train, valid, no
     return teacher_fn, params
 
 
+def _train_valid(n: int, teacher_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher train / valid indices: a seed-0 shuffle of the train split, the last 10% (at most
+    5,000: CIFAR-100's 45k / 5k, as the reference) held out, train capped at ``teacher_examples``."""
+    order = np.random.default_rng(0).permutation(n)
+    n_valid = min(5000, n // 10)
+    train_idx, valid_idx = order[:-n_valid], order[-n_valid:]
+    return (train_idx[:teacher_examples] if teacher_examples else train_idx), valid_idx
+
+
+def _image_normalization(path: Path) -> tuple[list[float], list[float]]:
+    """The checkpoint's ``image_mean`` / ``image_std`` (``preprocessor_config.json``); ViT's 0.5 / 0.5 without one."""
+    try:
+        processor = json.loads((Path(path) / "preprocessor_config.json").read_text())
+    except (OSError, ValueError):
+        processor = {}
+    return processor.get("image_mean", [0.5] * 3), processor.get("image_std", [0.5] * 3)
+
+
+def _cifar_task(cfg: ExperimentConfig, out: Path, progress: bool, pretrained, cifar) -> Task:
+    """Table 3 as in the paper: CIFAR-100's fine labels and a ViT checkpoint (ViT-B/16 in21k).
+
+    The teacher is the checkpoint with a fresh head fine-tuned on 45k of the train images
+    (selected on the other 5k); the students start from the same checkpoint with a fresh head
+    and draw their N from those 45k, as the reference's did; their test split is the official
+    one. Images stay 32 x 32 in memory and are resized to the checkpoint's size in the step.
+    """
+    from smat.data.batching import normalize_images, resize_images
+    from smat.models.vit import resize_inputs
+
+    size, labels = pretrained.config.image_size, cifar.meta["label_names"]
+    mean, std = _image_normalization(pretrained.path)
+    images, targets = cifar.train.images, np.asarray(cifar.train.labels, np.int32)
+    train_idx, valid_idx = _train_valid(len(targets), cfg.teacher_examples)
+
+    def pixels(x):
+        return normalize_images(x, mean, std)
+
+    encoder, params = with_classification_head(pretrained.encoder, pretrained.params, len(labels), jax.random.key(0))
+    notes = [f"data: CIFAR-100 ({cifar.meta['source']}), {len(labels)} fine labels; teacher train / valid = "
+             f"{len(train_idx)} / {len(valid_idx)} images of a seed-0 shuffle of train; student pool from the "
+             f"teacher's train images, test from the official test split; images resized "
+             f"{images.shape[1]} -> {size} px (bilinear, in the jitted step), normalized with mean {mean} / std {std}",
+             f"teacher: {cfg.teacher} with a fresh {len(labels)}-way head; students: the same checkpoint, fresh head"]
+    teacher_fn, teacher_params = _teacher(
+        cfg, out, resize_inputs(encoder, size), params,
+        {"pixel_values": pixels(images[train_idx]), "targets": targets[train_idx]},
+        {"pixel_values": pixels(images[valid_idx]), "targets": targets[valid_idx]}, notes, progress)
+    pool_n, valid_n, test_n = cfg.pool
+    splits = {"pool": {"pixel_values": pixels(images[train_idx[:pool_n]])},
+              "valid": {"pixel_values": pixels(images[valid_idx[:valid_n]])},
+              "test": {"pixel_values": pixels(cifar.test.images[:test_n])}}
+    student = smat.make_student(resize_inputs(pretrained.encoder, size), len(labels), head_activation=None,
+                                head_dropout=0.0)
+    # Figures overlay the 224-pixel grid of patches on the images at the size the model saw.
+    shown = resize_images(jnp.asarray(cifar.test.images[:cfg.figure_examples], jnp.float32), size)
+    display = {"images": np.asarray(jnp.clip(jnp.round(shown), 0, 255)).astype(np.uint8)}
+    return Task(teacher_fn, teacher_params, student, pretrained.params, splits, notes, display,
+                pretrained.config.patch_size)
+
+
 def _images_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head: str) -> Task:
     from smat.data import load_cifar100, load_digits, load_fashion_mnist
     from smat.data.batching import normalize_images
@@ -76,14 +136,13 @@ def _images_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head:
     notes = []
     if not cfg.teacher.startswith("scratch"):
         try:
-            load_pretrained(cfg.teacher), load_cifar100()
+            pretrained, cifar = load_pretrained(cfg.teacher), load_cifar100()
         except (HubUnavailableError, DataUnavailableError) as err:
             notes.append(f"OFFLINE SUBSTITUTION: {cfg.teacher} on CIFAR-100 is unavailable here ({type(err).__name__}); "
                          f"this run uses {cfg.fallback_teacher} instead.")
             cfg = dataclasses.replace(cfg, teacher_train=cfg.fallback_teacher_train or cfg.teacher_train)
         else:
-            raise NotImplementedError("CIFAR-100 with ViT-B/16 at 224 px needs the GPU plan; run it where the hub "
-                                      "is reachable with the images config and a resize-to-224 student (issue 5)")
+            return _cifar_task(cfg, out, progress, pretrained, cifar)
     arch = cfg.teacher_arch
     try:
         data = load_fashion_mnist()
@@ -102,11 +161,7 @@ def _images_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head:
     notes.append(f"data: {name}; teacher: a ViT trained from scratch ({arch}); students: the same architecture "
                  "started from the base checkpoint the teacher was trained from (the analogue of the paper's public checkpoint)")
 
-    order = np.random.default_rng(0).permutation(len(train_labels))
-    n_valid = min(5000, len(order) // 10)
-    train_idx, valid_idx = order[:-n_valid], order[-n_valid:]
-    if cfg.teacher_examples:
-        train_idx = train_idx[:cfg.teacher_examples]
+    train_idx, valid_idx = _train_valid(len(train_labels), cfg.teacher_examples)
 
     def arrays(images, labels):
         return {"pixel_values": normalize_images(images), "targets": labels.astype(np.int32)}
