@@ -24,6 +24,7 @@ SMAT_PLAUSIBILITY := $(PY) -m experiments.smat.plausibility
 
 help:  ## list every target with one line each
 	@grep -E '^[a-zA-Z_:-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-18s %s\n", $$1, $$2}'
+	@echo "  (smat-{images,imdb,mlqe,normalizers,plausibility}, agreement: also :smoke and :cpu; wiegreffe-pinter:smoke)"
 
 install: $(VENV)/.runtime-installed  ## build .venv/ with smat, its runtime deps and the offline assets (idempotent)
 
