@@ -136,7 +136,8 @@ class TeacherTrainConfig:
     """Teacher fine-tuning (defaults: the reference's IMDB teacher).
 
     Attributes:
-      lr: AdamW peak learning rate, reached by linear warmup over ``warmup_steps``.
+      lr: AdamW peak learning rate, reached by linear warmup over ``warmup_steps`` (0 gives
+        one step at lr 0 first, as 1 would; kept so that recorded runs replay exactly).
       weight_decay: AdamW's decoupled weight decay.
       clip: global-norm gradient clip.
       batch_size, max_epochs, patience, seed: the loop; the best epoch on validation

@@ -100,17 +100,20 @@ def test_images_smoke_writes_the_report_and_resumes(tmp_path, monkeypatch):
 def test_images_with_a_vit_checkpoint_and_cifar100_run_the_papers_path(tmp_path, monkeypatch):
     """Where the checkpoint and CIFAR-100 both load, Table 3 runs as the paper's: no substitution,
     100 fine labels, 32-pixel images resized to the checkpoint's size in the step. Here a tiny random
-    HF ``ViTModel`` at 48 pixels (3 x 3 patches) and CIFAR-layout random images stand in for both."""
+    HF ``ViTModel`` at 48 pixels (3 x 3 patches), found under the paper's hub name in
+    ``$SMAT_MODEL_DIR``, and CIFAR-layout random images stand in for both."""
     transformers = pytest.importorskip("transformers")
     import smat.data
+    from smat.data.batching import normalize_images
     from smat.data.splits import DatasetSplits, Split
 
-    checkpoint = tmp_path / "vit-in21k"
-    torch_vit = transformers.ViTModel(transformers.ViTConfig(
+    paper = configs.get_config("images")
+    checkpoint = tmp_path / "models" / paper.teacher
+    transformers.ViTModel(transformers.ViTConfig(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, image_size=48,
-        patch_size=16))
-    torch_vit.save_pretrained(checkpoint)
+        patch_size=16)).save_pretrained(checkpoint)
     (checkpoint / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.4] * 3, "image_std": [0.3] * 3}))
+    monkeypatch.setenv("SMAT_MODEL_DIR", str(tmp_path / "models"))
     rng = np.random.default_rng(0)
 
     def split(n):
@@ -121,10 +124,9 @@ def test_images_with_a_vit_checkpoint_and_cifar100_run_the_papers_path(tmp_path,
                           {"label_names": tuple(f"c{i}" for i in range(100)), "task": "classification",
                            "source": "test"})
     monkeypatch.setattr(smat.data, "load_cifar100", lambda *args, **kwargs: cifar)
-    paper = configs.get_config("images")
     cfg = dataclasses.replace(
-        paper, name="cifar-tiny", teacher=str(checkpoint), pool=(32, 16, 16), sizes=(16,), seeds=(0,),
-        figure_examples=2, teacher_train=dataclasses.replace(paper.teacher_train, max_epochs=1),
+        paper, name="cifar-tiny", pool=(32, 16, 16), sizes=(16,), seeds=(0,), figure_examples=2,
+        teacher_train=dataclasses.replace(paper.teacher_train, max_epochs=2),
         rows=("No explainer", "Gradient x Input", "Attention (all layers)", "Attention (SMaT)"),
         smat=dataclasses.replace(paper.smat, batch_size=8, max_epochs=1, patience=1))
     summary = run.run_experiment(cfg, tmp_path, progress=False)
@@ -132,13 +134,22 @@ def test_images_with_a_vit_checkpoint_and_cifar100_run_the_papers_path(tmp_path,
     _check_report(out, cfg)
     notes = " ".join(summary["notes"])
     assert "OFFLINE SUBSTITUTION" not in notes and "CIFAR-100" in notes and "32 -> 48 px" in notes
-    assert "mean [0.4, 0.4, 0.4] / std [0.3, 0.3, 0.3]" in notes and "100-way head" in notes
-    assert "144 / 16 images" in notes  # 160 train: the last 10% held out for the teacher's validation
-    with np.load(out / "cache_test.npz") as cache:
-        assert cache["teacher_head_scores"].shape == (16, 2, 4, 10)  # layers, heads, 1 + 3 x 3 tokens
-        assert cache["teacher_explanation/gradient_x_input"].shape == (16, 10)
-        teacher_classes = cache["teacher_outputs"].shape[-1]
-    assert teacher_classes == 100
+    assert "after 2 epoch(s) on 144 examples" in notes  # 160 train images, the last 10% held out
+    # The splits as the reference's: teacher train / valid from one seed-0 shuffle of train, the
+    # student pool from the teacher's train images, test the official one; the checkpoint's mean / std.
+    order = np.random.default_rng(0).permutation(160)
+    expected = {"pool": cifar.train.images[order[:32]], "valid": cifar.train.images[order[144:]],
+                "test": cifar.test.images[:16]}
+    for name, images in expected.items():
+        with np.load(out / f"cache_{name}.npz") as cache:
+            np.testing.assert_array_equal(cache["pixel_values"], normalize_images(images, 0.4, 0.3))
+            assert cache["attention_mask"].shape == (len(images), 10)  # 1 + 3 x 3 tokens: resized
+            assert cache["teacher_head_scores"].shape == (len(images), 2, 4, 10)  # layers, heads, tokens
+            assert cache["teacher_explanation/gradient_x_input"].shape == (len(images), 10)
+            assert cache["teacher_outputs"].shape[-1] == 100
+    for record in (out / "runs").glob("*.json"):
+        history = json.loads(record.read_text())["history"]
+        assert all(np.isfinite(h["sim_loss"]) and np.isfinite(h["valid_sim_loss"]) for h in history)
 
 
 def test_run_fingerprints_follow_the_settings_not_the_table_layout():

@@ -65,6 +65,10 @@ def test_nchw_images_get_a_hint():
     params = encoder.init(jax.random.key(0))
     with pytest.raises(ValueError, match="NCHW"):
         encoder.apply(params, jnp.zeros((1, 3, 8, 8)))
+    from smat.models.vit import resize_inputs
+
+    with pytest.raises(ValueError, match="NCHW"):  # checked before the resize would hide it
+        resize_inputs(encoder, 8).apply(params, jnp.zeros((1, 3, 4, 4)))
 
 
 def test_output_is_finite_and_dropout_needs_a_key(tiny_text):

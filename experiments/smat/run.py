@@ -73,8 +73,8 @@ def _train_valid(n: int, teacher_examples: int | None) -> tuple[np.ndarray, np.n
     """Teacher train / valid indices: a seed-0 shuffle of the train split, the last 10% (at most
     5,000: CIFAR-100's 45k / 5k, as the reference) held out, train capped at ``teacher_examples``."""
     order = np.random.default_rng(0).permutation(n)
-    n_valid = min(5000, n // 10)
-    train_idx, valid_idx = order[:-n_valid], order[-n_valid:]
+    n_valid = max(1, min(5000, n // 10))
+    train_idx, valid_idx = order[:n - n_valid], order[n - n_valid:]
     return (train_idx[:teacher_examples] if teacher_examples else train_idx), valid_idx
 
 
@@ -110,8 +110,12 @@ def _cifar_task(cfg: ExperimentConfig, out: Path, progress: bool, pretrained, ci
     notes = [f"data: CIFAR-100 ({cifar.meta['source']}), {len(labels)} fine labels; teacher train / valid = "
              f"{len(train_idx)} / {len(valid_idx)} images of a seed-0 shuffle of train; student pool from the "
              f"teacher's train images, test from the official test split; images resized "
-             f"{images.shape[1]} -> {size} px (bilinear, in the jitted step), normalized with mean {mean} / std {std}",
-             f"teacher: {cfg.teacher} with a fresh {len(labels)}-way head; students: the same checkpoint, fresh head"]
+             f"{images.shape[1]} -> {size} px (bilinear on floats, in the jitted step; HF's processor resizes uint8 "
+             f"and rounds), normalized with mean {mean} / std {std}; numpy default_rng(0) for the shuffle (the "
+             f"reference's loader shuffled with seed 0 through HF datasets)",
+             f"teacher: {cfg.teacher} with a fresh {len(labels)}-way head on [CLS] after the final LayerNorm "
+             f"(HF's ViTForImageClassification; the reference's teacher pooled with its scalar mix); students: the "
+             f"same checkpoint, a fresh one-dense head on the scalar mix of every layer (as the reference)"]
     teacher_fn, teacher_params = _teacher(
         cfg, out, resize_inputs(encoder, size), params,
         {"pixel_values": pixels(images[train_idx]), "targets": targets[train_idx]},

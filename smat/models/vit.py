@@ -159,6 +159,8 @@ def resize_inputs(encoder: Encoder, size: int, *, method: str = "bilinear") -> E
     """
 
     def resize(pixel_values):
+        if pixel_values.ndim != 4 or pixel_values.shape[-1] != encoder.config.num_channels:
+            validate_image_inputs(encoder.config, pixel_values)  # raises, with the NCHW hint
         if pixel_values.shape[1:3] == (size, size):
             return pixel_values
         return resize_images(pixel_values, size, method)
