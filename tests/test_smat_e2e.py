@@ -198,7 +198,7 @@ def _setting(assets, data_seed):
     s = STUDENT_START
     data = smat.add_teacher_cache(teacher_fn, params, {"train": arrays(s, s + 256), "valid": arrays(s + 256, s + 512)},
                                   ("attention",), progress=False)
-    return teacher_fn, params, data, model, history
+    return teacher_fn, params, data, history
 
 
 def _student_setting(kind):
@@ -225,16 +225,16 @@ def test_learned_explainer_beats_the_static_one(sst_assets, teachers, kind):
         if data_seed not in teachers:  # one teacher per data seed, the last one kept
             teachers.clear()
             teachers[data_seed] = _setting(sst_assets, data_seed)
-        teacher_fn, params, data, _, history = teachers[data_seed]
+        teacher_fn, params, data, history = teachers[data_seed]
         predicted = data["valid"]["teacher_outputs"].argmax(-1)
         assert 0.2 < predicted.mean() < 0.8, "the teacher must not be one-class for simulability to mean anything"
-        results = {}
+        results, student_start = {}, _reinit_attention(encoder_params, reinit, seed)
         for name in ROWS:
             config = smat.SmatConfig(explainer=name, batch_size=16, max_epochs=EPOCHS, patience=EPOCHS, seed=seed,
                                      meta=smat.MetaConfig(mode="jvp", inner_lr=INNER_LR, meta_lr=META_LR,
                                                           warmup_steps=WARMUP))
             results[name] = smat.train_explainer(teacher_fn, params, data, config, student=student,
-                                                 student_encoder_params=_reinit_attention(encoder_params, reinit, seed),
+                                                 student_encoder_params=student_start,
                                                  progress=False)
         static, learned = results["attention_all_layers"], results["attention"]
         curve = {k: [(round(h["valid_simulability"], 3), round(h["valid_sim_loss"], 4)) for h in r.history]

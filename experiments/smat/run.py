@@ -116,13 +116,13 @@ def _cifar_task(cfg: ExperimentConfig, out: Path, progress: bool, pretrained, ci
              f"teacher: {cfg.teacher} with a fresh {len(labels)}-way head on [CLS] after the final LayerNorm "
              f"(HF's ViTForImageClassification; the reference's teacher pooled with its scalar mix); students: the "
              f"same checkpoint, a fresh one-dense head on the scalar mix of every layer (as the reference)"]
-    teacher_fn, teacher_params = _teacher(
-        cfg, out, resize_inputs(encoder, size), params,
-        {"pixel_values": pixels(images[train_idx]), "targets": targets[train_idx]},
-        {"pixel_values": pixels(images[valid_idx]), "targets": targets[valid_idx]}, notes, progress)
+    train = {"pixel_values": pixels(images[train_idx]), "targets": targets[train_idx]}
+    valid = {"pixel_values": pixels(images[valid_idx]), "targets": targets[valid_idx]}
+    teacher_fn, teacher_params = _teacher(cfg, out, resize_inputs(encoder, size), params, train, valid, notes,
+                                          progress)
     pool_n, valid_n, test_n = cfg.pool
-    splits = {"pool": {"pixel_values": pixels(images[train_idx[:pool_n]])},
-              "valid": {"pixel_values": pixels(images[valid_idx[:valid_n]])},
+    splits = {"pool": {"pixel_values": train["pixel_values"][:pool_n]},
+              "valid": {"pixel_values": valid["pixel_values"][:valid_n]},
               "test": {"pixel_values": pixels(cifar.test.images[:test_n])}}
     student = smat.make_student(resize_inputs(pretrained.encoder, size), len(labels), head_activation=None,
                                 head_dropout=0.0)
@@ -183,8 +183,8 @@ def _images_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head:
                  f"{base_history[-1]['valid_score']:.4f}")
     teacher_fn, teacher_params = _teacher(cfg, out, encoder, base, train, valid, notes, progress)
     pool_n, valid_n, test_n = cfg.pool
-    splits = {"pool": {"pixel_values": normalize_images(train_images[train_idx[:pool_n]])},
-              "valid": {"pixel_values": normalize_images(train_images[valid_idx[:valid_n]])},
+    splits = {"pool": {"pixel_values": train["pixel_values"][:pool_n]},  # the teacher's images, normalized once
+              "valid": {"pixel_values": valid["pixel_values"][:valid_n]},
               "test": {"pixel_values": normalize_images(test_images[:test_n])}}
     student_encoder = build(dataclasses.replace(arch, head=None))
     student = smat.make_student(student_encoder, arch.num_labels, head_activation=None, head_dropout=0.0)
