@@ -1,6 +1,9 @@
 """Vocabulary, word vectors, subword tokenization, alignment, batching and the array cache."""
 
 import csv
+import dataclasses
+import gzip
+import zipfile
 
 import jax.numpy as jnp
 import numpy as np
@@ -9,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smat.data import batching
+from smat.data import vectors as vectors_module
 from smat.data.align import pieces_to_words, rationale_word_mask
 from smat.data.cache import cached_arrays
+from smat.data.sources import DataUnavailableError
 from smat.data.tokenization import encode_texts, load_tokenizer
-from smat.data.vectors import WordVectors, embedding_matrix, glove_6b_50d, load_vectors
+from smat.data.vectors import WordVectors, embedding_matrix, glove_6b_50d, load_vectors, word_vectors
 from smat.data.vocab import EOS, PAD, SOS, UNK, build_vocabulary
 
 # ------------------------------------------------------------------- vocabulary
@@ -55,6 +60,62 @@ def test_text_vector_files_with_and_without_header(tmp_path):
     b = load_vectors(tmp_path / "glove.txt")
     assert a.words == ["cat", "emu"] and a.vectors.tolist() == [[1, 2], [5, 6]]
     assert b.words == ["cat", "dog"] and b.dim == 2
+
+
+def test_zip_and_gzip_vector_files_as_fasttext_publishes_them(tmp_path):
+    text = "2 3\ncat 1 2 3 \ndog 4 5 6 \n"  # fastText's lines end with a space
+    with zipfile.ZipFile(tmp_path / "wiki-news-300d-1M.vec.zip", "w") as z:
+        z.writestr("wiki-news-300d-1M.vec", text)
+    with gzip.open(tmp_path / "w.vec.gz", "wt") as f:
+        f.write(text)
+    for file in ("wiki-news-300d-1M.vec.zip", "w.vec.gz"):
+        v = load_vectors(tmp_path / file, vocabulary=["dog"])
+        assert v.words == ["dog"] and v.vectors.tolist() == [[4, 5, 6]]
+
+
+@pytest.fixture
+def no_fasttext(tmp_path, monkeypatch):
+    """Empty data and cache folders: a published vectors file is nowhere local."""
+    monkeypatch.setenv("SMAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SMAT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "glove.txt").write_text("cat 1 2\nowl 3 4\n")
+    return tmp_path
+
+
+def test_named_fasttext_vectors_come_from_the_data_folder(no_fasttext):
+    folder = no_fasttext / "data" / "fasttext"
+    folder.mkdir(parents=True)
+    (folder / "wiki.simple.vec").write_text("2 2\ncat 1 2 \nowl 3 4 \n")
+    loaded = word_vectors("fasttext-wiki-simple-300d", vocabulary=["owl"], fallback=str(no_fasttext / "glove.txt"))
+    assert loaded.substitution is None and loaded.title == "fastText wiki.simple 300d"
+    assert loaded.vectors.words == ["owl"] and loaded.vectors.vectors.tolist() == [[3, 4]]
+
+
+def test_named_fasttext_vectors_offline_fall_back_and_say_so(no_fasttext):
+    # conftest sets SMAT_OFFLINE=1: the download is refused before any connection.
+    with pytest.raises(DataUnavailableError, match="SMAT_DATA_DIR.*fasttext"):
+        word_vectors("fasttext-wiki-news-300d-1M")
+    loaded = word_vectors("fasttext-wiki-news-300d-1M", fallback=str(no_fasttext / "glove.txt"))
+    assert loaded.vectors.words == ["cat", "owl"]
+    assert loaded.substitution.startswith("OFFLINE SUBSTITUTION: fastText wiki-news-300d-1M")
+    assert "SMAT_OFFLINE=1" in loaded.substitution and "glove.txt instead" in loaded.substitution
+    with pytest.raises(FileNotFoundError, match="fasttext-wiki-simple-300d"):
+        word_vectors("fasttext-300d")  # neither a name nor a file
+
+
+def test_named_fasttext_vectors_download_once_into_the_cache(no_fasttext, monkeypatch):
+    served = no_fasttext / "served.vec"
+    served.write_text("1 2\nemu 5 6 \n")
+    spec = vectors_module.PUBLISHED["fasttext-wiki-simple-300d"]
+    monkeypatch.setitem(vectors_module.PUBLISHED, "fasttext-wiki-simple-300d",
+                        dataclasses.replace(spec, url=served.as_uri()))  # urllib's real path, no network
+    monkeypatch.delenv("SMAT_OFFLINE")
+    loaded = word_vectors("fasttext-wiki-simple-300d")
+    cached = no_fasttext / "cache" / "vectors" / "wiki.simple.vec"
+    assert loaded.vectors.words == ["emu"] and cached.read_text() == served.read_text()
+    served.unlink()  # a second call reads the cache
+    assert word_vectors("fasttext-wiki-simple-300d").vectors.words == ["emu"]
+    assert not list(cached.parent.glob("*.part"))
 
 
 def test_embedding_matrix_rows_follow_the_vocabulary():

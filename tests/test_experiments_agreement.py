@@ -35,6 +35,7 @@ def test_smoke_writes_every_table_and_figure(sst_smoke):
     for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Table 6"):
         assert heading in table
     assert "OFFLINE SUBSTITUTION" in table  # MiniLM stands in for DistilBERT, and says so
+    assert "OFFLINE SUBSTITUTION: fastText wiki-news-300d-1M" in table  # GloVe for the BiLSTM's vectors
     for name in ("tau_bilstm.png", "tau_transformer.png", "tokens_bilstm.png", "tokens_transformer.png"):
         assert (folder / name).stat().st_size > 0
     saved = json.loads((folder / "aggregate.json").read_text())

@@ -36,6 +36,7 @@ def test_sst_smoke_writes_table2_figures_and_resumes(tmp_path, shared_data, monk
     out = tmp_path / cfg.name
     table = (out / "table.md").read_text()
     assert "| sst |" in table and "0.831" in table and "selected on the test set" in table
+    assert "OFFLINE SUBSTITUTION: fastText wiki.simple 300d" in table and "found in GloVe 6B 50d" in table
     saved = json.loads((out / "aggregate.json").read_text())
     assert 0.0 <= saved["table2"]["base"] <= 1.0 and len(saved["seeds"]["f1"]) == len(cfg.seeds)
     assert 0.0 <= saved["jw_adversary"]["mean_max_jsd_within"] <= np.log(2) + 1e-6

@@ -63,7 +63,9 @@ class AgreementConfig:
         no warmup, no decay, no clipping, batch 64, <= 40 epochs, patience 5).
       bilstm_train: the BiLSTM's (court: AMSGrad 1e-3, L2 1e-5, batch 64, <= 40 epochs,
         selection on validation AUC (accuracy for pairs)).
-      vectors: the BiLSTM's word vectors ("glove-6b-50d" offline; the paper: fastText 300d).
+      vectors, fallback_vectors: the BiLSTM's word vectors (the reference's
+        "fasttext-wiki-news-300d-1M"), and what stands in, noted, where they cannot be had
+        (offline: "glove-6b-50d").
       embedding_init: the BiLSTM's rows without a vector and its pad row: "zeros" (torchtext,
         as the W&P runs; pad = zero, so LIME's masking and the pad baseline are "no input") or
         "allennlp" (the reference's: every such row, the pad row included, drawn from N(mean,
@@ -96,7 +98,8 @@ class AgreementConfig:
     transformer_train: TeacherTrainConfig = TeacherTrainConfig(
         lr=1e-5, warmup_steps=0, weight_decay=0.0, clip=math.inf, batch_size=64, max_epochs=40, patience=5)
     bilstm_train: TrainConfig = TrainConfig(lr=1e-3, weight_decay=1e-5, batch_size=64, epochs=40)
-    vectors: str = "glove-6b-50d"
+    vectors: str = "fasttext-wiki-news-300d-1M"
+    fallback_vectors: str | None = "glove-6b-50d"
     embedding_init: str = "zeros"
     uniform: bool = True
 

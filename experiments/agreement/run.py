@@ -268,19 +268,19 @@ def _explain_split(model: Explainable, run: Callable, params, arrays: dict, cfg:
 
 
 def _bilstm_models(cfg: AgreementConfig, out: Path, splits, notes, progress) -> tuple[Explainable, dict, dict]:
-    from experiments.wiegreffe_pinter.run import fit_models, word_vectors
+    from experiments.wiegreffe_pinter.run import config_vectors, fit_models
 
     texts = splits["train"][0]
     words = [" ".join(p) for p in texts] if cfg.pair else texts
     vocab = build_vocabulary(words)
-    vectors, vectors_name = word_vectors(cfg.vectors)
+    vectors, vectors_name = config_vectors(cfg, vocab.words, notes)
     allennlp = cfg.embedding_init == "allennlp"
     embeddings, found = embedding_matrix(vocab.words, vectors, oov=cfg.embedding_init,
                                          pad_id=None if allennlp else PAD_ID)
     init = ("drawn from N(mean, std) of the vectors, as the reference's AllenNLP embedding" if allennlp else
             "start at zero (the reference: drawn at random)")
     notes.append(f"BiLSTM: vocabulary {len(vocab)} train words, {found.mean():.1%} in {vectors_name}; OOV rows and "
-                 f"the pad row {init}; the reference used fastText 300d")
+                 f"the pad row {init}")
     encode = (lambda t, y: encode_pairs(vocab, [p for p, _ in t], [h for _, h in t], y)) if cfg.pair else \
         (lambda t, y: encode_split(vocab, t, y))
     data = {name: encode(*splits[split]) for name, split in (("train", "train"), ("dev", "valid"), ("test", "test"))}

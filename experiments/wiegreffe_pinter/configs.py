@@ -34,8 +34,10 @@ class WPConfig:
     Attributes:
       name: results go to ``results/<name>/``.
       dataset: "sst", "imdb" or a CSV path.
-      vectors: "glove-6b-50d" (offline default) or a word-vectors file (e.g. fastText
-        ``wiki.simple.vec``, the paper's 300d vectors).
+      vectors: the paper's "fasttext-wiki-simple-300d" (see :mod:`smat.data.vectors`), any
+        other name there, or a word-vectors file.
+      fallback_vectors: what stands in, noted in the report, when ``vectors`` cannot be had
+        (offline: GloVe 6B 50d, installed by ``make install``).
       train: the training loop (``select_on="test"`` is the paper's protocol).
       base_seed: the base (and uniform) model's seed.
       seeds: the variance seeds, trained together in one vmapped run.
@@ -53,7 +55,8 @@ class WPConfig:
 
     name: str
     dataset: str
-    vectors: str = "glove-6b-50d"
+    vectors: str = "fasttext-wiki-simple-300d"
+    fallback_vectors: str | None = "glove-6b-50d"
     train: TrainConfig = TrainConfig()
     base_seed: int = 10
     seeds: tuple[int, ...] = SEEDS

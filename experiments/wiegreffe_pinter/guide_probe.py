@@ -33,7 +33,7 @@ from baselines.models import BiLSTMConfig, bilstm_classifier
 from baselines.train import encode_split, predict
 from experiments.common import finish, parser, write_report
 from experiments.wiegreffe_pinter.configs import get_config
-from experiments.wiegreffe_pinter.run import fit_models, load_splits, word_vectors
+from experiments.wiegreffe_pinter.run import config_vectors, fit_models, load_splits
 from smat.data.vectors import embedding_matrix
 from smat.data.vocab import build_vocabulary
 
@@ -83,7 +83,7 @@ def probe(cfg, out_root: Path = Path("results"), *, mlp_seeds: int | None = None
     out = out_root / cfg.name
     splits, min_df, notes = load_splits(cfg)
     vocab = build_vocabulary(splits["train"][0], min_df)
-    vectors, vectors_note = word_vectors(cfg.vectors)
+    vectors, vectors_title = config_vectors(cfg, vocab.words, notes)
     embeddings, _ = embedding_matrix(vocab.words, vectors)
     data = {s: encode_split(vocab, t, y) for s, (t, y) in splits.items()}
     additive = bilstm_classifier(BiLSTMConfig(vocab_size=len(vocab), embedding_dim=embeddings.shape[1]))
@@ -154,7 +154,7 @@ def probe(cfg, out_root: Path = Path("results"), *, mlp_seeds: int | None = None
              "| guide | weighted mean \\|log-odds\\| | top token is the most polar word |", "|---|:-:|:-:|"]
     body += [f"| {n} | {v['weighted_polarity']:.3f} | {v['top_is_most_polar']:.3f} |"
              for n, v in fields["polarity_focus"].items()]
-    summary = write_report(out, cfg, body, [*notes, vectors_note], fields, started=started)
+    summary = write_report(out, cfg, body, [*notes, f"word vectors: {vectors_title}"], fields, started=started)
     return summary
 
 

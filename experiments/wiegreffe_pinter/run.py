@@ -37,9 +37,9 @@ from experiments.wiegreffe_pinter.configs import PAPER, WPConfig, get_config
 from smat import checkpoints, simplex
 from smat.data.batching import map_batches
 from smat.data.vocab import MIN_DF, build_vocabulary
-from smat.data.vectors import embedding_matrix, glove_6b_50d, load_vectors
+from smat.data.vectors import WordVectors, embedding_matrix, word_vectors
 
-__all__ = ["load_splits", "keras_tokens", "word_vectors", "fit_models", "run", "main"]
+__all__ = ["load_splits", "keras_tokens", "config_vectors", "fit_models", "run", "main"]
 
 _KERAS_FILTERS = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~\t\n]")
 
@@ -126,11 +126,13 @@ def load_splits(cfg: WPConfig) -> tuple[dict[str, tuple[list[str], np.ndarray]],
     return splits, min_df, notes
 
 
-def word_vectors(name: str):
-    """``(vectors, description)``: GloVe 6B 50d offline for "glove-6b-50d", else a vectors file."""
-    if name == "glove-6b-50d":
-        return glove_6b_50d(), "GloVe 6B 50d (the paper: fastText wiki.simple 300d, not installable offline)"
-    return load_vectors(name), name
+def config_vectors(cfg, words, notes: list[str]) -> tuple[WordVectors, str]:
+    """``cfg.vectors`` (``cfg.fallback_vectors`` where it cannot be had, noted) restricted to
+    ``words``; returns the vectors and their title for the report."""
+    loaded = word_vectors(cfg.vectors, vocabulary=words, fallback=cfg.fallback_vectors)
+    if loaded.substitution:
+        notes.append(loaded.substitution)
+    return loaded.vectors, loaded.title
 
 
 def fit_models(out: Path, name: str, model, data, train_config, seeds, embeddings, progress,
@@ -236,7 +238,7 @@ def run(cfg: WPConfig, out_root: Path = Path("results"), *, progress: bool = Tru
     out.mkdir(parents=True, exist_ok=True)
     splits, min_df, notes = load_splits(cfg)
     vocab = build_vocabulary(splits["train"][0], min_df)
-    vectors, vectors_name = word_vectors(cfg.vectors)
+    vectors, vectors_name = config_vectors(cfg, vocab.words, notes)
     embeddings, found = embedding_matrix(vocab.words, vectors)
     notes.append(f"vocabulary {len(vocab)} words (min_df {min_df}), {found.mean():.1%} found in {vectors_name}; "
                  "OOV words start at zero vectors (torchtext's default, as the paper's runs)")

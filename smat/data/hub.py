@@ -1,7 +1,8 @@
 """The only module of ``smat.data`` that touches the network: one adapter per remote data set.
 
 Each adapter fetches one data set from the Hugging Face hub (``datasets``), TFDS or
-scikit-learn's downloader and converts it to a :class:`DatasetSplits`. Loaders call
+scikit-learn's downloader and converts it to a :class:`DatasetSplits`; :func:`download`
+fetches a published file (fastText's word vectors) as it is. Loaders call
 them only when no local copy was given or found, through
 :func:`smat.data.sources.from_remote`, which turns any failure into one
 :class:`~smat.data.sources.DataUnavailableError`. Tests never reach this module.
@@ -11,6 +12,8 @@ Hub copies carry their own checksums, so the loaders check only their counts.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,7 +32,11 @@ __all__ = [
     "cifar100",
     "twenty_newsgroups",
     "ag_news",
+    "download",
+    "OFFLINE_ENV",
 ]
+
+OFFLINE_ENV = "SMAT_OFFLINE"  # "1": never try the network (the tests set it)
 
 _SPLITS = {"train": "train", "validation": "dev", "test": "test"}
 
@@ -226,3 +233,30 @@ def ag_news(classes: tuple[str, ...]) -> DatasetSplits:
                               labels=_labels([classes.index(all_classes[labels[i]]) for i in keep]))
     return DatasetSplits("ag_news", splits["train"], None, splits["test"],
                          {"label_names": classes, "task": "classification", "source": "hub:ag_news"})
+
+
+def download(url: str, dest: Path, *, timeout: float = 30.0) -> Path:
+    """Fetches ``url`` to ``dest`` with a progress bar; written to ``dest.part`` and renamed into
+    place, so an interrupted download never passes for a complete file.
+
+    Raises:
+      ConnectionError: when ``$SMAT_OFFLINE`` is "1" (without trying).
+      OSError: whatever ``urllib`` raises (DNS failure, refused connection, HTTP error).
+    """
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    if os.environ.get(OFFLINE_ENV) == "1":
+        raise ConnectionError(f"${OFFLINE_ENV}=1: not downloading {url}")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}", leave=False) as bar:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                bar.update(len(chunk))
+    os.replace(part, dest)
+    return dest

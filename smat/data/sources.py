@@ -140,6 +140,12 @@ SOURCES: Mapping[str, Source] = {
         "(github.com/jamesmullenbach/caml-mimic, mimicdata/mimic3)",
         None,
     ),
+    "fasttext": Source(
+        "fasttext",
+        "the vectors files as fastText publishes them (fasttext.cc/docs/en/pretrained-vectors.html, "
+        "english-vectors.html): wiki.simple.vec, wiki-news-300d-1M.vec.zip (or the .vec inside it)",
+        "fastText's download server (dl.fbaipublicfiles.com)",
+    ),
     "ag_news": Source(
         "ag_news",
         "train.csv and test.csv without header: class index (1-4), title, description "

@@ -1,16 +1,34 @@
-"""Pretrained word vectors: GloVe 6B 50d offline by default, any word2vec / GloVe / fastText text file by path."""
+"""Pretrained word vectors by name or path.
+
+Names: ``"glove-6b-50d"`` (installed offline by ``make install``) and the papers' fastText
+vectors, ``"fasttext-wiki-simple-300d"`` (Jain & Wallace / Wiegreffe & Pinter) and
+``"fasttext-wiki-news-300d-1M"`` (Neely et al.). A fastText file is read from
+``$SMAT_DATA_DIR/fasttext/``, then from the download cache (``$SMAT_CACHE_DIR/vectors``),
+else downloaded there from fastText's server. Anything else is a path to a word2vec /
+GloVe / fastText text file (``.vec`` / ``.txt``, optionally ``.gz`` or ``.zip``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
 import importlib
+import io
 import os
+import zipfile
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["WordVectors", "glove_6b_50d", "load_vectors", "embedding_matrix"]
+from smat.data.cache import default_cache_dir
+from smat.data.sources import DataUnavailableError, from_remote, locate
+
+__all__ = ["WordVectors", "LoadedVectors", "PUBLISHED", "GLOVE", "available", "word_vectors", "glove_6b_50d",
+           "load_vectors", "embedding_matrix"]
+
+GLOVE = "glove-6b-50d"
 
 
 class WordVectors(NamedTuple):
@@ -20,6 +38,87 @@ class WordVectors(NamedTuple):
     @property
     def dim(self) -> int:
         return self.vectors.shape[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """A vectors file as its authors publish it."""
+
+    title: str
+    file: str
+    url: str
+
+
+PUBLISHED = {
+    "fasttext-wiki-simple-300d": Published(
+        "fastText wiki.simple 300d", "wiki.simple.vec",
+        "https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.simple.vec"),
+    "fasttext-wiki-news-300d-1M": Published(
+        "fastText wiki-news-300d-1M", "wiki-news-300d-1M.vec.zip",
+        "https://dl.fbaipublicfiles.com/fasttext/vectors-english/wiki-news-300d-1M.vec.zip"),
+}
+
+
+class LoadedVectors(NamedTuple):
+    vectors: WordVectors
+    title: str  # what was loaded, for reports
+    substitution: str | None  # the OFFLINE SUBSTITUTION note when the fallback stood in
+
+
+def available() -> tuple[str, ...]:
+    """The names :func:`word_vectors` knows (anything else must be a path)."""
+    return (GLOVE, *PUBLISHED)
+
+
+def _published_file(name: str) -> Path:
+    """The local copy of a published file: ``$SMAT_DATA_DIR/fasttext``, the cache, else downloaded."""
+    from smat.data import hub
+
+    spec = PUBLISHED[name]
+    stem = spec.file.removesuffix(".zip")
+    folders = [f for f in (locate("fasttext", None), default_cache_dir() / "vectors") if f is not None]
+    for folder in folders:
+        for file in (spec.file, stem, stem + ".gz"):
+            if (folder / file).is_file():
+                return folder / file
+    return from_remote("fasttext", lambda: hub.download(spec.url, default_cache_dir() / "vectors" / spec.file))
+
+
+def word_vectors(name: str, *, vocabulary: Sequence[str] | None = None, fallback: str | None = None) -> LoadedVectors:
+    """The vectors called ``name`` (see :func:`available`) or stored at the path ``name``.
+
+    Args:
+      name: a name of :func:`available` or a vectors file.
+      vocabulary: keep only these words of a text file (fastText's files hold 0.1-1M words).
+      fallback: what to load instead when a published file is neither local nor downloadable
+        (e.g. ``"glove-6b-50d"`` offline); the result then carries the substitution note.
+
+    Raises:
+      DataUnavailableError: a published file cannot be had and there is no fallback.
+      FileNotFoundError: ``name`` is neither a known name nor an existing file.
+    """
+    if name == GLOVE:
+        return LoadedVectors(glove_6b_50d(), "GloVe 6B 50d", None)
+    if name in PUBLISHED:
+        title = PUBLISHED[name].title
+        try:
+            path = _published_file(name)
+        except DataUnavailableError as err:
+            if fallback is None:
+                raise
+            loaded = word_vectors(fallback, vocabulary=vocabulary)
+            cause = err.__cause__ or err
+            reason = f"{type(cause).__name__}: {str(cause).splitlines()[0]}"
+            return loaded._replace(substitution=(
+                f"OFFLINE SUBSTITUTION: {title} (the paper's word vectors) cannot be had here ({reason}); "
+                f"{loaded.title} instead. With a copy in $SMAT_DATA_DIR/fasttext/{PUBLISHED[name].file}, or a "
+                "network, the paper's vectors are used"))
+        return LoadedVectors(load_vectors(path, vocabulary=vocabulary), title, None)
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no word vectors called {name!r}: use one of {available()} or the path of a "
+                                "word2vec / GloVe / fastText text file")
+    return LoadedVectors(load_vectors(path, vocabulary=vocabulary), str(path), None)
 
 
 def glove_6b_50d() -> WordVectors:
@@ -41,32 +140,42 @@ def glove_6b_50d() -> WordVectors:
     return WordVectors(words, vectors)
 
 
+def _open_text(path: Path, stack: contextlib.ExitStack):
+    if path.suffix == ".zip":
+        archive = stack.enter_context(zipfile.ZipFile(path))
+        members = [m for m in archive.namelist() if not m.endswith("/")]
+        if len(members) != 1:
+            raise ValueError(f"{path}: expected one vectors file in the zip, found {members}")
+        return stack.enter_context(io.TextIOWrapper(archive.open(members[0]), encoding="utf-8", errors="replace"))
+    opener = gzip.open if path.suffix == ".gz" else open
+    return stack.enter_context(opener(path, "rt", encoding="utf-8", errors="replace"))
+
+
 def load_vectors(path: str | os.PathLike, *, vocabulary: Sequence[str] | None = None) -> WordVectors:
     """Reads a text vectors file: word2vec / fastText ``.vec`` (with a ``count dim`` header) or GloVe (without).
 
     Args:
-      path: the file, optionally gzip-compressed.
-      vocabulary: keep only these words (saves memory on multi-GB files).
+      path: the file, optionally gzip-compressed or the only member of a zip (as fastText
+        publishes wiki-news-300d-1M).
+      vocabulary: keep only these words (saves memory and time on multi-GB files).
     """
     path = Path(path)
     wanted = None if vocabulary is None else set(vocabulary)
-    opener = gzip.open if path.suffix == ".gz" else open
     words, rows, dim = [], [], None
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        for line_number, line in enumerate(f):
-            parts = line.rstrip().split(" ")
-            if line_number == 0 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                dim = int(parts[1])  # word2vec / fastText header
+    with contextlib.ExitStack() as stack:
+        for line_number, line in enumerate(_open_text(path, stack)):
+            word, _, rest = line.rstrip().partition(" ")
+            if line_number == 0 and word.isdigit() and rest.isdigit():
+                dim = int(rest)  # word2vec / fastText header
                 continue
-            if len(parts) < 2:
+            if not rest or (wanted is not None and word not in wanted):
                 continue
-            dim = dim or len(parts) - 1
-            if len(parts) - 1 != dim:  # words containing spaces (rare in fastText): skip, as torchtext did
+            values = rest.split(" ")
+            dim = dim or len(values)
+            if len(values) != dim:  # words containing spaces (rare in fastText): skip, as torchtext did
                 continue
-            if wanted is not None and parts[0] not in wanted:
-                continue
-            words.append(parts[0])
-            rows.append(np.asarray(parts[1:], np.float32))
+            words.append(word)
+            rows.append(np.asarray(values, np.float32))
     if not rows:
         raise ValueError(f"no vectors read from {path}")
     return WordVectors(words, np.stack(rows))
