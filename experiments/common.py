@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import jax
 
 from experiments.smat.report import write_json
+from smat.runtime import enable_compilation_cache
 
 __all__ = ["machine_name", "write_report", "parser", "finish", "override", "override_suffix"]
 
@@ -44,7 +45,12 @@ def write_report(out: Path, cfg: Any, body: Sequence[str], notes: Sequence[str],
 
 
 def parser(doc: str, positional: str, help: str) -> argparse.ArgumentParser:
-    """A runner's command line: one positional argument, ``--out`` and ``--quiet``."""
+    """A runner's command line: one positional argument, ``--out`` and ``--quiet``.
+
+    Every runner starts here, so this also turns on the persistent compilation cache
+    (:func:`smat.runtime.enable_compilation_cache`; ``SMAT_COMPILATION_CACHE=0`` leaves it off).
+    """
+    enable_compilation_cache()
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(positional, help=help)
     p.add_argument("--out", type=Path, default=Path("results"))

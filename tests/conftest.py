@@ -11,8 +11,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from smat.runtime import enable_compilation_cache  # noqa: E402
+
 jax.config.update("jax_default_matmul_precision", "highest")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+# Shared by the xdist workers (file-locked): the smoke runs compile the same programs many times.
+enable_compilation_cache()
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
