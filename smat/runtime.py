@@ -3,8 +3,8 @@
 :func:`enable_compilation_cache` turns on JAX's persistent compilation cache. Every row of
 an experiment, every split of a teacher cache and every rerun of a killed run compiles
 the same XLA programs again; with the cache they are read back instead (measured
-2026-12-03 on the 2-core CPU beside another job: ``images:smoke`` 161 s without it,
-125 s on an empty cache, 53 s on a warm one). Entries are keyed by the program, the
+2026-12-03 on the idle 2-core CPU: ``imdb:smoke`` 80 s without it, 74 s from an empty
+cache, 36 s from a warm one). Entries are keyed by the program, the
 compile options, the backend and the jax version, so a hit is the executable a fresh
 compilation would give.
 """

@@ -13,6 +13,7 @@ steps then never run the teacher.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -110,20 +111,22 @@ def build_teacher_cache(teacher_fn: Callable[..., TeacherOutput], teacher_params
     static_explainers = dict(static_explainers or {})
     inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids", "pixel_values") if k in arrays}
 
+    # The params are an argument, not a closure: closed-over arrays would be compiled into the
+    # program as constants (slower to compile, and a copy of the teacher in every executable).
     @jax.jit
-    def run(batch):
-        out = teacher_fn(teacher_params, batch)
+    def run(params, batch):
+        out = teacher_fn(params, batch)
         result = {"outputs": out.logits}
         if keep_head_scores and out.head_scores is not None:
             result["head_scores"] = out.head_scores
         for name, explainer in static_explainers.items():
             expl_inputs = ExplainerInputs(
                 mask=batch["attention_mask"], head_scores=out.head_scores, embeddings=out.embeddings,
-                output_fn=lambda e: teacher_fn(teacher_params, batch, embeddings=e).logits)
+                output_fn=lambda e: teacher_fn(params, batch, embeddings=e).logits)
             result[f"explanation/{name}"] = explainer.apply(explainer.init(), expl_inputs)[0]
         return result
 
-    return map_batches(run, inputs, example_lengths(arrays), batch_size,
+    return map_batches(functools.partial(run, teacher_params), inputs, example_lengths(arrays), batch_size,
                        seq_keys=("input_ids", "attention_mask", "token_type_ids"), desc="teacher cache",
                        progress=progress)
 

@@ -365,9 +365,9 @@ def _transformer_models(cfg: AgreementConfig, out: Path, splits, notes, progress
 
 
 def _accuracy(teacher_fn, params, arrays) -> float:
-    predict = jax.jit(lambda b: teacher_fn(params, b).logits.argmax(-1))
+    predict = jax.jit(lambda p, b: teacher_fn(p, b).logits.argmax(-1))  # params an argument, not constants
     inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-    pred = map_batches(lambda b: {"pred": predict(b)}, inputs, arrays["lengths"], 64,
+    pred = map_batches(lambda b: {"pred": predict(params, b)}, inputs, arrays["lengths"], 64,
                        seq_keys=tuple(inputs))["pred"]
     return float((pred == arrays["targets"]).mean())
 
