@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import jax
 
 from experiments.smat.report import write_json
-from smat.runtime import enable_compilation_cache
+from smat.runtime import enable_compilation_cache, fast_compilation
 
-__all__ = ["machine_name", "write_report", "parser", "finish", "override", "override_suffix"]
+__all__ = ["machine_name", "write_report", "parser", "compilation", "finish", "override", "override_suffix"]
 
 
 def machine_name() -> str:
@@ -55,7 +55,19 @@ def parser(doc: str, positional: str, help: str) -> argparse.ArgumentParser:
     p.add_argument(positional, help=help)
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--compile", choices=("auto", "fast", "full"), default="auto",
+                   help="XLA's effort: 'fast' skips most optimizations (about 2x faster compiles, 2x slower "
+                        "steps: for runs that are mostly compiling), 'full' is XLA's default; 'auto' (default): "
+                        "fast for the :smoke variants, full otherwise")
+    p.set_defaults(positional=positional)
     return p
+
+
+def compilation(args: argparse.Namespace):
+    """The context a runner runs in: :func:`smat.runtime.fast_compilation` for ``--compile fast``
+    and, under ``--compile auto``, for ``:smoke`` variants (seconds of compute, a dozen programs)."""
+    variant = str(getattr(args, args.positional)).partition(":")[2]
+    return fast_compilation(args.compile == "fast" or (args.compile == "auto" and variant == "smoke"))
 
 
 def add_set_option(p: argparse.ArgumentParser, example: str, more: str = "") -> None:

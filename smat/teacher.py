@@ -81,7 +81,7 @@ def with_classification_head(encoder, params, num_labels: int, key: jax.Array):
     config = dataclasses.replace(encoder.config, head=head, num_labels=num_labels,
                                  pooler=encoder.config.pooler or head == "bert")
     with_head = build(config)
-    fresh = with_head.init(key)
+    fresh = with_head.init(key, only=("head", "pooler"))  # the encoder's init would be discarded
     params = dict(params)
     params["head"] = fresh["head"]
     if "pooler" in fresh and "pooler" not in params:

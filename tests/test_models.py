@@ -345,3 +345,25 @@ def test_token_classification_checkpoint_is_refused_at_load(tmp_path):
     m = transformers.BertForTokenClassification(transformers.BertConfig(**TINY))
     with pytest.raises(CheckpointError, match="no pooler"):
         load_pretrained(_save(m, tmp_path / "tok"))
+
+
+@pytest.mark.parametrize("family", ["bert", "electra", "vit"])
+def test_init_of_some_entries_equals_those_of_the_full_init(family):
+    """``init(key, only=...)`` draws each entry from the key the full init gives it: a fresh head
+    added to pretrained params (``with_classification_head``) is the head the whole model's init has."""
+    from smat.models import TextConfig, ViTConfig, build
+
+    if family == "vit":
+        config = ViTConfig(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=24, image_size=8,
+                           patch_size=4, num_channels=1, num_labels=3, head="vit", pooler=True)
+    else:
+        config = TextConfig(vocab_size=40, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=24,
+                            max_position_embeddings=12, type_vocab_size=2, num_labels=3, head=family, family=family,
+                            pooler=family == "bert", embedding_size=8 if family == "electra" else None)
+    encoder = build(config)
+    full = encoder.init(jax.random.key(3))
+    for only in (("head", "pooler"), ("layers",), ("embeddings", "head")):
+        part = encoder.init(jax.random.key(3), only=only)
+        assert list(part) == [k for k in full if k in only]
+        for name in part:
+            jax.tree.map(np.testing.assert_array_equal, part[name], full[name])

@@ -40,3 +40,42 @@ def test_zero_leaves_the_cache_off(tmp_path):
     env |= {"SMAT_CACHE_DIR": str(tmp_path), "SMAT_COMPILATION_CACHE": "0"}
     assert _run(env)[0] == "None" and _run(env)[2] == "0"
     assert not (tmp_path / "jax").exists()
+
+
+def test_fast_compilation_turns_xla_optimizations_off_inside_and_restores_the_setting():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from smat.runtime import fast_compilation
+
+    def flag():
+        return jax.config.values["jax_disable_most_optimizations"]
+
+    x = jnp.linspace(-2.0, 2.0, 64).reshape(8, 8)
+    reference = jax.jit(lambda a: jnp.tanh(a @ a.T).sum(0))(x)
+    assert flag() is False
+    with fast_compilation():
+        assert flag() is True
+        fast = jax.jit(lambda a: jnp.tanh(a @ a.T).sum(0))(x)  # a new function: compiled inside
+        with fast_compilation(False):  # False changes nothing, it does not turn the setting off
+            assert flag() is True
+    assert flag() is False
+    np.testing.assert_allclose(fast, reference, atol=1e-5)  # sums of tanh near +-1: float32 rounding
+    with pytest.raises(RuntimeError), fast_compilation():
+        raise RuntimeError
+    assert flag() is False
+
+
+@pytest.mark.parametrize("argv, fast", [(["imdb:smoke"], True), (["imdb:cpu"], False), (["imdb"], False),
+                                        (["imdb:smoke", "--compile", "full"], False),
+                                        (["imdb:cpu", "--compile", "fast"], True)])
+def test_runners_compile_fast_for_smoke_variants_unless_told(argv, fast):
+    import jax
+
+    from experiments.common import compilation, parser
+
+    args = parser("doc", "experiment", "help").parse_args(argv)
+    with compilation(args):
+        assert jax.config.values["jax_disable_most_optimizations"] is fast
+    assert jax.config.values["jax_disable_most_optimizations"] is False

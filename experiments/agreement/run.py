@@ -41,7 +41,7 @@ from baselines.models import BiLSTMConfig, PAD_ID, bilstm_classifier, content_ma
 from baselines.train import encode_pairs, encode_split
 from experiments.agreement import paper
 from experiments.agreement.configs import AgreementConfig, get_config
-from experiments.common import add_set_option, apply_overrides, finish, parser, write_report
+from experiments.common import add_set_option, apply_overrides, compilation, finish, parser, write_report
 from experiments.smat import report
 from smat.data.batching import bucket_lengths, iterate_batches, map_batches
 from smat.data.cache import save_arrays_atomic
@@ -618,7 +618,8 @@ def main(argv=None) -> dict:
     if args.instances:
         cfg = dataclasses.replace(cfg, instances=args.instances, name=f"{cfg.name}-{args.instances}")
     cfg = apply_overrides(cfg, args.set)
-    return finish(args.out, run(cfg, args.out, progress=not args.quiet))
+    with compilation(args):
+        return finish(args.out, run(cfg, args.out, progress=not args.quiet))
 
 
 if __name__ == "__main__":

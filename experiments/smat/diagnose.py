@@ -35,7 +35,7 @@ from jax.flatten_util import ravel_pytree
 from tqdm.auto import tqdm
 
 import smat
-from experiments.common import add_set_option, apply_overrides, finish, parser, write_report
+from experiments.common import add_set_option, apply_overrides, compilation, finish, parser, write_report
 from experiments.smat.configs import get_config
 from experiments.smat.run import STUDENT_SIDE, prepare_task, student_data
 from smat.data.batching import device_batches
@@ -146,9 +146,10 @@ def main(argv=None) -> dict:
     base = get_config(args.experiment)
     cfg = apply_overrides(base, args.set)
     student_side = args.set and all(a.partition("=")[0].strip().startswith(STUDENT_SIDE) for a in args.set)
-    return finish(args.out, diagnose(cfg, args.out, seed=args.seed, batches=args.batches,
-                                     epochs=tuple(sorted(set(args.epochs))), task_from=base if student_side else None,
-                                     progress=not args.quiet))
+    with compilation(args):
+        return finish(args.out, diagnose(cfg, args.out, seed=args.seed, batches=args.batches,
+                                         epochs=tuple(sorted(set(args.epochs))),
+                                         task_from=base if student_side else None, progress=not args.quiet))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import smat
-from experiments.common import add_set_option, apply_overrides, finish, parser, write_report
+from experiments.common import add_set_option, apply_overrides, compilation, finish, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import (PAPER_PLAUSIBILITY, PLAUSIBILITY_ROWS, PlausibilityConfig, get_config,
                                       get_plausibility_config)
@@ -266,7 +266,8 @@ def main(argv=None) -> dict:
                    " (the source experiment, its teacher and runs, are shared)")
     args = p.parse_args(argv)
     cfg = apply_overrides(get_plausibility_config(args.table), args.set)
-    return finish(args.out, run_plausibility(cfg, args.out, progress=not args.quiet))
+    with compilation(args):
+        return finish(args.out, run_plausibility(cfg, args.out, progress=not args.quiet))
 
 
 if __name__ == "__main__":

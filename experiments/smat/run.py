@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import smat
-from experiments.common import add_set_option, apply_overrides, finish, machine_name, parser, write_report
+from experiments.common import add_set_option, apply_overrides, compilation, finish, machine_name, parser, write_report
 from experiments.smat import report
 from experiments.smat.configs import PAPER, ROWS, ExperimentConfig, get_config
 from smat import explainers
@@ -69,13 +69,15 @@ def _teacher(cfg: ExperimentConfig, out: Path, encoder, params, train, valid, no
     return teacher_fn, params
 
 
-def _train_valid(n: int, teacher_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _train_valid(n: int, teacher_examples: int | None,
+                 valid_examples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Teacher train / valid indices: a seed-0 shuffle of the train split, the last 10% (at most
-    5,000: CIFAR-100's 45k / 5k, as the reference) held out, train capped at ``teacher_examples``."""
+    5,000: CIFAR-100's 45k / 5k, as the reference) held out, train capped at ``teacher_examples``
+    and valid at ``valid_examples``."""
     order = np.random.default_rng(0).permutation(n)
     n_valid = max(1, min(5000, n // 10))
     train_idx, valid_idx = order[:n - n_valid], order[n - n_valid:]
-    return (train_idx[:teacher_examples] if teacher_examples else train_idx), valid_idx
+    return (train_idx[:teacher_examples] if teacher_examples else train_idx), valid_idx[:valid_examples]
 
 
 def _image_normalization(path: Path) -> tuple[list[float], list[float]]:
@@ -101,7 +103,7 @@ def _cifar_task(cfg: ExperimentConfig, out: Path, progress: bool, pretrained, ci
     size, labels = pretrained.config.image_size, cifar.meta["label_names"]
     mean, std = _image_normalization(pretrained.path)
     images, targets = cifar.train.images, np.asarray(cifar.train.labels, np.int32)
-    train_idx, valid_idx = _train_valid(len(targets), cfg.teacher_examples)
+    train_idx, valid_idx = _train_valid(len(targets), cfg.teacher_examples, cfg.teacher_valid_examples)
 
     def pixels(x):
         return normalize_images(x, mean, std)
@@ -165,7 +167,7 @@ def _images_task(cfg: ExperimentConfig, out: Path, progress: bool, student_head:
     notes.append(f"data: {name}; teacher: a ViT trained from scratch ({arch}); students: the same architecture "
                  "started from the base checkpoint the teacher was trained from (the analogue of the paper's public checkpoint)")
 
-    train_idx, valid_idx = _train_valid(len(train_labels), cfg.teacher_examples)
+    train_idx, valid_idx = _train_valid(len(train_labels), cfg.teacher_examples, cfg.teacher_valid_examples)
 
     def arrays(images, labels):
         return {"pixel_values": normalize_images(images), "targets": labels.astype(np.int32)}
@@ -617,7 +619,8 @@ def main(argv=None) -> dict:
     cfg, task_from = apply_overrides(base, args.set), None
     if args.set and all(a.partition("=")[0].strip().startswith(STUDENT_SIDE) for a in args.set):
         task_from = base
-    return finish(args.out, run_experiment(cfg, args.out, progress=not args.quiet, task_from=task_from))
+    with compilation(args):
+        return finish(args.out, run_experiment(cfg, args.out, progress=not args.quiet, task_from=task_from))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from baselines.adversary import adversary_data, adversary_summary, consistent_ad
 from baselines.guided import GuidedMLPConfig, guide_data, guided_mlp
 from baselines.models import BiLSTMConfig, bilstm_classifier
 from baselines.train import encode_split, predict
-from experiments.common import finish, parser, write_report
+from experiments.common import compilation, finish, parser, write_report
 from experiments.wiegreffe_pinter.configs import get_config
 from experiments.wiegreffe_pinter.run import config_vectors, fit_models, load_splits
 from smat.data.vectors import embedding_matrix
@@ -165,8 +165,9 @@ def main(argv=None) -> dict:
     p.add_argument("--mlp-seeds", type=int, default=None, help="only the first K of the config's 9 MLP seeds")
     p.add_argument("--adversary", action="store_true", help="add Table 3's ADVERSARY guide (trains the adversary)")
     args = p.parse_args(argv)
-    return finish(args.out, probe(get_config(args.dataset, select_on=args.select_on), args.out,
-                                  mlp_seeds=args.mlp_seeds, adversary=args.adversary, progress=not args.quiet))
+    with compilation(args):
+        return finish(args.out, probe(get_config(args.dataset, select_on=args.select_on), args.out,
+                                      mlp_seeds=args.mlp_seeds, adversary=args.adversary, progress=not args.quiet))
 
 
 if __name__ == "__main__":

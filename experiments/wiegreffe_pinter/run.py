@@ -32,7 +32,7 @@ from baselines.guided import GuidedMLPConfig, guide_data, guided_mlp
 from baselines.models import BiLSTMConfig, bilstm_classifier
 from baselines.train import SEQ_KEYS, encode_split, predict, train
 from experiments.smat import report
-from experiments.common import finish, parser, write_report
+from experiments.common import compilation, finish, parser, write_report
 from experiments.wiegreffe_pinter.configs import PAPER, WPConfig, get_config
 from smat import checkpoints, simplex
 from smat.data.batching import map_batches
@@ -375,7 +375,9 @@ def main(argv=None) -> dict:
     p.add_argument("--select-on", choices=("dev", "test"), default="dev",
                    help="model selection split (test = the paper's protocol)")
     args = p.parse_args(argv)
-    return finish(args.out, run(get_config(args.dataset, select_on=args.select_on), args.out, progress=not args.quiet))
+    with compilation(args):
+        return finish(args.out, run(get_config(args.dataset, select_on=args.select_on), args.out,
+                                    progress=not args.quiet))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ class Encoder(NamedTuple):
     """Pure functions of one architecture; static config captured by the factory.
 
     Text encoders:
-      init(key) -> params
+      init(key, only=None) -> params; ``only``: the top-level entries to draw (e.g.
+        ``("head", "pooler")``), each equal to the full init's (every entry has its own key)
       embed(params, input_ids, token_type_ids=None, *, key=None, train=False) -> [batch, seq, hidden]
       encode(params, embeddings, attention_mask, *, key=None, train=False, output_attentions=False)
         -> EncoderOutput (head applied when params carry one)

@@ -121,25 +121,26 @@ def text_encoder(config: TextConfig) -> Encoder:
     )
     head_dropout = c.hidden_dropout if c.classifier_dropout is None else c.classifier_dropout
 
-    def init(key) -> Params:
+    def init(key, only=None) -> Params:
         k_word, k_pos, k_type, k_proj, k_layers, k_pool, k_head = jax.random.split(key, 7)
-        emb = {
-            "word": layers.embedding_init(k_word, c.vocab_size, width),
-            "position": layers.embedding_init(k_pos, c.max_position_embeddings, width),
-            "norm": layers.norm_init(width),
-        }
-        if c.type_vocab_size:
-            emb["token_type"] = layers.embedding_init(k_type, c.type_vocab_size, width)
-        if width != c.hidden_size:
-            emb["project"] = layers.dense_init(k_proj, width, c.hidden_size)
-        block_keys = jax.random.split(k_layers, c.num_layers)
-        params = {
-            "embeddings": emb,
-            "layers": jax.vmap(lambda k: layers.block_init(k, c.hidden_size, c.intermediate_size))(block_keys),
-        }
-        if c.pooler:
+        params = {}
+        if only is None or "embeddings" in only:
+            emb = {
+                "word": layers.embedding_init(k_word, c.vocab_size, width),
+                "position": layers.embedding_init(k_pos, c.max_position_embeddings, width),
+                "norm": layers.norm_init(width),
+            }
+            if c.type_vocab_size:
+                emb["token_type"] = layers.embedding_init(k_type, c.type_vocab_size, width)
+            if width != c.hidden_size:
+                emb["project"] = layers.dense_init(k_proj, width, c.hidden_size)
+            params["embeddings"] = emb
+        if only is None or "layers" in only:
+            block_keys = jax.random.split(k_layers, c.num_layers)
+            params["layers"] = jax.vmap(lambda k: layers.block_init(k, c.hidden_size, c.intermediate_size))(block_keys)
+        if c.pooler and (only is None or "pooler" in only):
             params["pooler"] = layers.dense_init(k_pool, c.hidden_size, c.hidden_size)
-        if c.head is not None:
+        if c.head is not None and (only is None or "head" in only):
             params["head"] = _head_init(k_head, c)
         return params
 

@@ -76,10 +76,11 @@ def vit_encoder(config: ViTConfig) -> Encoder:
         hidden_dropout=c.hidden_dropout, attention_dropout=c.attention_dropout,
     )
 
-    def init(key) -> Params:
+    def init(key, only=None) -> Params:
         k_patch, k_cls, k_pos, k_layers, k_pool, k_head = jax.random.split(key, 6)
-        params = {
-            "embeddings": {
+        params = {}
+        if only is None or "embeddings" in only:
+            params["embeddings"] = {
                 "patch": {
                     "kernel": layers.INIT_STD * jax.random.normal(
                         k_patch, (p, p, c.num_channels, c.hidden_size), jnp.float32),
@@ -87,15 +88,16 @@ def vit_encoder(config: ViTConfig) -> Encoder:
                 },
                 "cls": layers.INIT_STD * jax.random.normal(k_cls, (c.hidden_size,), jnp.float32),
                 "position": layers.embedding_init(k_pos, c.num_patches + 1, c.hidden_size),
-            },
-            "layers": jax.vmap(
+            }
+        if only is None or "layers" in only:
+            params["layers"] = jax.vmap(
                 lambda k: layers.block_init(k, c.hidden_size, c.intermediate_size, qkv_bias=c.qkv_bias)
-            )(jax.random.split(k_layers, c.num_layers)),
-            "final_norm": layers.norm_init(c.hidden_size),
-        }
-        if c.pooler:
+            )(jax.random.split(k_layers, c.num_layers))
+        if only is None or "final_norm" in only:
+            params["final_norm"] = layers.norm_init(c.hidden_size)
+        if c.pooler and (only is None or "pooler" in only):
             params["pooler"] = layers.dense_init(k_pool, c.hidden_size, c.hidden_size)
-        if c.head is not None:
+        if c.head is not None and (only is None or "head" in only):
             params["head"] = {"out": layers.dense_init(k_head, c.hidden_size, c.num_labels)}
         return params
 
