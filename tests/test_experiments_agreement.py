@@ -89,6 +89,30 @@ def test_a_finished_run_is_reused_not_recomputed(sst_smoke, tmp_path):
     assert again["models"]["bilstm"]["kendall_tau"] == first["models"]["bilstm"]["kendall_tau"]
 
 
+def test_a_checkout_with_the_saved_scores_resumes_without_the_models(sst_smoke, tmp_path, monkeypatch):
+    """``runs/`` and ``scores/`` travel with ``results/`` (the models do not): a run in a fresh
+    checkout takes the finished transformer seeds from them, trains nothing, and reports the same."""
+    import shutil
+
+    import smat.teacher
+
+    folder, first = sst_smoke
+    for path in (folder / "scores").iterdir():
+        assert "input_ids" not in np.load(path).files  # token ids are the data's: not saved
+    for name in ("runs", "scores"):
+        shutil.copytree(folder / name, tmp_path / folder.name / name)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished seed was trained again")
+
+    monkeypatch.setattr(smat.teacher, "fit_teacher", no_training)
+    again = agreement_run.run(dataclasses.replace(get_config("sst:smoke"), models=("transformer",)), tmp_path,
+                              progress=False)
+    assert not (tmp_path / folder.name / "models").exists()
+    for field in ("kendall_tau", "test_accuracy", "position_tau"):
+        assert again["models"]["transformer"][field] == first["models"]["transformer"][field]
+
+
 def test_pair_bilstm_compares_attention_on_the_premise_only(tmp_path):
     """SNLI with the flat pair BiLSTM: attention lives on the premise, the attributions on both sequences."""
     cfg = dataclasses.replace(get_config("snli:smoke"), models=("bilstm",), uniform=False)

@@ -10,7 +10,9 @@ Pipeline per task (every trained model checkpointed; finished steps are loaded, 
    every method of :mod:`agreement.attributions` in one jitted call per length bucket
    (probability of the predicted class, pad-embedding baseline, ``|sum over dims|``), plus
    attention: the BiLSTM's weights, the transformer's rollout and flow (scipy max-flow). Saved per
-   (model, seed) under ``scores/`` for reuse;
+   (model, seed) under ``scores/`` for reuse (each transformer seed right after its training,
+   with its test accuracy under ``runs/``: both are small, travel with ``results/``, and let a
+   later checkout resume without the finished seeds' models);
 4. agreement: per instance Kendall tau-b (and Spearman, Pearson) between every pair on the
    ranked tokens (the transformer: every real token but [CLS]/[SEP], which the reference also
    ranked: ``--set special_tokens=include``;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 import random
 import time
 from pathlib import Path
@@ -349,18 +352,26 @@ def _transformer_models(cfg: AgreementConfig, out: Path, splits, notes, progress
         accuracy[variant] = []
         for seed in cfg.seeds:
             with_head, start = with_classification_head(encoder, pretrained.params, classes, jax.random.key(seed))
+            if variant == "softmax":
+                explainable = _transformer(with_head, tokenizer, cfg.flow, cfg.special_tokens == "include")
+            record = out / "runs" / f"transformer-{variant}-{seed}.json"
+            if record.exists():
+                accuracy[variant].append(json.loads(record.read_text())["test_accuracy"])
+                if variant != "softmax" or _scores_path(out, "transformer", seed).exists():
+                    continue  # finished in an earlier run (record and scores travel with results/): no model needed
             teacher_fn = encoder_teacher(with_head)
             (out / "models").mkdir(parents=True, exist_ok=True)
             trained, history = fit_teacher(teacher_fn, start, data["train"], data["valid"],
                                            dataclasses.replace(cfg.transformer_train, seed=seed),
                                            checkpoint=out / "models" / f"transformer-{variant}-{seed}.npz",
                                            progress=progress)
-            accuracy[variant].append(_accuracy(teacher_fn, trained, data["test"]))
-            report.write_json(out / "runs" / f"transformer-{variant}-{seed}.json",
-                              {"history": history, "test_accuracy": accuracy[variant][-1]})
+            if not record.exists():
+                accuracy[variant].append(_accuracy(teacher_fn, trained, data["test"]))
+                report.write_json(record, {"history": history, "test_accuracy": accuracy[variant][-1]})
             if variant == "softmax":
                 params[seed] = trained
-                explainable = _transformer(with_head, tokenizer, cfg.flow, cfg.special_tokens == "include")
+                # explained now, not after every seed is trained: a killed run keeps each finished seed
+                _scores(dataclasses.replace(cfg, seeds=(seed,)), out, explainable, params, data["test"], progress)
     return explainable, params, {"test": data["test"], "accuracy": accuracy}
 
 
@@ -484,24 +495,36 @@ def _token_heatmap(tokens: list[str], rows: dict[str, np.ndarray], title: str, p
 # ------------------------------------------------------------------------------- run
 
 
+def _scores_path(out: Path, model_name: str, seed: int) -> Path:
+    return out / "scores" / f"{model_name}-{seed}.npz"
+
+
 def _scores(cfg: AgreementConfig, out: Path, model: Explainable, params: dict, test: dict,
             progress: bool) -> list[dict]:
-    """Per seed, the explanations of its sample of test instances (computed once, then loaded)."""
-    per_seed, explain_fn = [], explain(model, cfg)
+    """Per seed of ``cfg.seeds``, the explanations of its sample of test instances (computed once,
+    then loaded; ``params`` needs only the seeds not explained yet).
+
+    The files hold scores, segment ids and the instances' indices into ``test``, not the token
+    ids (those are the data's): a run's ``scores/`` can be committed, and a later checkout resumes
+    with the seeds explained there without their models.
+    """
+    per_seed, explain_fn = [], None
     for seed in cfg.seeds:
-        path = out / "scores" / f"{model.name}-{seed}.npz"
+        path = _scores_path(out, model.name, seed)
         if not path.exists():
             n = len(test["lengths"])
             pick = np.sort(random.Random(seed).sample(range(n), min(cfg.instances, n)))
             subset = {k: v[pick] for k, v in test.items()}
             t0 = time.perf_counter()
+            explain_fn = explain_fn or explain(model, cfg)
             scores = _explain_split(model, explain_fn, params[seed], subset, cfg, jax.random.key(seed), progress,
                                     f"{model.name} seed {seed}: explain")
-            scores |= {"index": pick, "input_ids": subset["input_ids"],
-                       "segment_ids": subset.get("segment_ids", np.zeros_like(subset["input_ids"])),
+            scores |= {"index": pick, "segment_ids": subset.get("segment_ids", np.zeros_like(subset["input_ids"])),
                        "seconds": np.asarray(time.perf_counter() - t0)}
             save_arrays_atomic(path, scores)
-        per_seed.append(dict(np.load(path)))
+        scores = dict(np.load(path))
+        scores["input_ids"] = test["input_ids"][scores["index"]]
+        per_seed.append(scores)
     return per_seed
 
 
