@@ -207,8 +207,7 @@ def _images(variant: str) -> ExperimentConfig:
         return dataclasses.replace(base, name="smat-images-smoke", teacher=base.fallback_teacher,
                                    teacher_train=dataclasses.replace(scratch, max_epochs=1, batch_size=32),
                                    teacher_examples=256, teacher_valid_examples=256, pool=(64, 32, 32),
-                                   sizes=(32,), seeds=(0,),
-                                   figure_examples=2,
+                                   sizes=(32,), seeds=(0,), figure_examples=2,
                                    rows=("No explainer", "Gradient L2", "Gradient x Input", "Integrated Gradients",
                                          "Attention (SMaT)", "Attention (SMaT, frozen, fresh student)"),
                                    smat=dataclasses.replace(base.smat, batch_size=16, max_epochs=1, patience=1))
