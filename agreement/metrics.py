@@ -6,8 +6,9 @@ Every function compares two explanations of the same examples, ``a`` and ``b``
 functions are O(seq^2) per row, fine for seq <= 512.
 
 - Rank correlations return a :class:`Correlation` ``(value, defined, undefined)``:
-  ``value`` is NaN where the statistic is undefined (fewer than 2 entries, or a constant
-  row in ``a`` or ``b``, as scipy returns NaN), and ``undefined`` counts those rows so
+  ``value`` is NaN where the statistic is undefined (fewer than 2 entries, a constant
+  row in ``a`` or ``b``, or a NaN score among the valid entries, as scipy returns NaN),
+  and ``undefined`` counts those rows so
   callers report them instead of silently dropping them (the reference's pandas mean
   skipped them).
 - The reference (Neely et al. 2022) computed scipy's Kendall tau-b per instance on the
@@ -67,6 +68,11 @@ def _valid(a: Array, mask: Array | None) -> Array:
     return jnp.ones(a.shape, bool) if mask is None else jnp.broadcast_to(jnp.asarray(mask).astype(bool), a.shape)
 
 
+def _no_nan(a: Array, b: Array, valid: Array) -> Array:
+    """Rows whose valid entries are all numbers in ``a`` and ``b`` (scipy propagates a NaN)."""
+    return ~jnp.any(valid & (jnp.isnan(a) | jnp.isnan(b)), axis=-1)
+
+
 def _correlation(value: Array, defined: Array) -> Correlation:
     value = jnp.where(defined, value, jnp.nan)
     return Correlation(value, defined, jnp.sum(~defined).astype(jnp.int32))
@@ -119,8 +125,8 @@ def kendall_tau(a: Array, b: Array, mask: Array | None = None, *, block: int | N
       block: rows per step of the sequential map; None for all at once.
 
     Returns:
-      A :class:`Correlation`; undefined for rows with < 2 valid entries or no untied pair
-      in ``a`` or in ``b`` (a constant row).
+      A :class:`Correlation`; undefined for rows with < 2 valid entries, no untied pair
+      in ``a`` or in ``b`` (a constant row), or a NaN among the valid entries.
 
     Example:
       >>> tau = kendall_tau(jnp.array([[1., 2., 3., 9.]]), jnp.array([[1., 3., 2., 0.]]),
@@ -142,7 +148,7 @@ def kendall_tau(a: Array, b: Array, mask: Array | None = None, *, block: int | N
     blocks = [jnp.pad(x, ((0, pad), (0, 0))).reshape(-1, size, n) for x in rows]
     counts = lax.map(lambda x: jnp.stack(_pair_counts(*x, unroll=8)), tuple(blocks))  # [blocks, 3, size]
     concordance, untied_a, untied_b = (c.reshape(-1)[:total].reshape(shape[:-1]) for c in jnp.moveaxis(counts, 1, 0))
-    defined = (untied_a > 0) & (untied_b > 0)
+    defined = (untied_a > 0) & (untied_b > 0) & _no_nan(*(jnp.broadcast_to(x, shape) for x in (a, b, valid)))
     denom = jnp.sqrt(untied_a.astype(dtype)) * jnp.sqrt(untied_b.astype(dtype))
     tau = concordance.astype(dtype) / jnp.where(defined, denom, jnp.ones((), dtype))
     return _correlation(jnp.clip(tau, -1, 1), defined)
@@ -166,7 +172,8 @@ def _constant(x: Array, valid: Array) -> Array:
 
 
 def pearson(a: Array, b: Array, mask: Array | None = None) -> Correlation:
-    """Pearson's r per row over the valid entries (``scipy.stats.pearsonr``); undefined for constant rows.
+    """Pearson's r per row over the valid entries (``scipy.stats.pearsonr``); undefined for constant
+    rows and rows with a NaN among the valid entries.
 
     Args:
       a, b: [..., n] scores.
@@ -189,7 +196,8 @@ def pearson(a: Array, b: Array, mask: Array | None = None) -> Correlation:
     db = db / jnp.maximum(jnp.max(jnp.abs(db), axis=-1, keepdims=True), jnp.finfo(dtype).tiny)
     saa, sbb = jnp.sum(da * da, axis=-1), jnp.sum(db * db, axis=-1)
     # Constant rows are undefined as in scipy (their rounded mean need not equal the values).
-    defined = (count[..., 0] >= 2) & ~_constant(a, valid) & ~_constant(b, valid) & (saa > 0) & (sbb > 0)
+    defined = ((count[..., 0] >= 2) & ~_constant(a, valid) & ~_constant(b, valid) & (saa > 0) & (sbb > 0)
+               & _no_nan(a, b, valid))
     r = jnp.sum(da * db, axis=-1) / jnp.where(defined, jnp.sqrt(saa) * jnp.sqrt(sbb), jnp.ones((), dtype))
     return _correlation(jnp.clip(r, -1, 1), defined)
 
@@ -200,8 +208,11 @@ def spearman(a: Array, b: Array, mask: Array | None = None) -> Correlation:
     This is also Krishna et al.'s rank correlation (RC) over the features in ``mask``
     when given magnitudes ``|a|``, ``|b|``.
     """
-    valid = _valid(_float(a), mask)
-    return pearson(average_ranks(a, valid), average_ranks(b, valid), valid)
+    a, b = _float(a), _float(b)
+    valid = _valid(a, mask)
+    numbers = _no_nan(a, b, valid)[..., None]  # ranks would hide a NaN: keep it for pearson
+    ranks = [jnp.where(numbers, average_ranks(x, valid), jnp.nan) for x in (a, b)]
+    return pearson(*ranks, valid)
 
 
 def top_k_indices(scores: Array, k: int, mask: Array | None = None) -> tuple[Array, Array]:

@@ -41,12 +41,17 @@ def _scipy(fn, a, b, mask):
                                           ("pearson", stats.pearsonr)])
 def test_correlations_match_scipy_with_ties_masks_and_constant_rows(name, oracle):
     a, b, mask = _rows()
+    a[6, 0], b[7, 1] = np.nan, np.nan  # a NaN score: undefined, as scipy propagates it ...
+    mask[6:8, :3] = True
+    a[8, :4], b[8, :4], b[8, -1] = [0, 1, 2, 3], [1, 0, 3, 2], np.nan  # ... but not where it is masked out
+    mask[8] = np.arange(mask.shape[1]) < 4
     result = jax.jit(getattr(metrics, name))(jnp.asarray(a), jnp.asarray(b), jnp.asarray(mask))
     expected = _scipy(oracle, a, b, mask)
     value = np.asarray(result.value)
     np.testing.assert_array_equal(np.isnan(value), np.isnan(expected))
     np.testing.assert_array_equal(np.asarray(result.defined), ~np.isnan(expected))
-    assert int(result.undefined) == int(np.isnan(expected).sum()) >= 5  # lengths 0, 1 and constant rows
+    assert int(result.undefined) == int(np.isnan(expected).sum()) >= 7  # lengths 0, 1, constant and NaN rows
+    assert np.isnan(value[6:8]).all() and not np.isnan(value[8])
     np.testing.assert_allclose(value, expected, atol=1e-6, equal_nan=True)
 
 
