@@ -65,12 +65,43 @@ def test_saved_scores_reproduce_the_reported_agreement(sst_smoke):
     reported = summary["models"]["transformer"]["kendall_tau"]["lime|integrated_gradients"]
     np.testing.assert_allclose(reported["mean"], np.nanmean(taus), atol=1e-5)
     assert reported["undefined"] == int(np.isnan(taus).sum())
+    # the other measures beside it: Spearman (scipy) and Krishna et al.'s top-k agreements (by hand)
+    from scipy.stats import spearmanr
+
+    k, pair = summary["models"]["transformer"]["top_k"], ("lime", "integrated_gradients")
+    rho, shared, same_rank = [], [], []
+    for row, keep in enumerate(features):
+        a, b = (scores[m][row][keep] for m in pair)
+        rho.append(spearmanr(a, b).statistic)
+        top = [np.argsort(-x, kind="stable")[:min(k, keep.sum())] for x in (a, b)]
+        shared.append(len(set(top[0]) & set(top[1])) / len(top[0]))
+        same_rank.append(np.mean(top[0] == top[1]))
+    measures = summary["models"]["transformer"]
+    np.testing.assert_allclose(measures["spearman"]["lime|integrated_gradients"]["mean"], np.nanmean(rho), atol=1e-5)
+    np.testing.assert_allclose(measures["feature_agreement"]["lime|integrated_gradients"]["mean"], np.mean(shared))
+    np.testing.assert_allclose(measures["rank_agreement"]["lime|integrated_gradients"]["mean"], np.mean(same_rank))
+    assert f"feature agr. @{k}" in (folder / "table.md").read_text()
     # the position-bias diagnostic: tau of the flow scores with the token index, over the same tokens
     by_position = [kendalltau(scores["flow"][row][keep], np.flatnonzero(keep)).statistic
                    for row, keep in enumerate(features)]
     position = summary["models"]["transformer"]["position_tau"]["flow"]
     np.testing.assert_allclose(position["mean"], np.nanmean(by_position), atol=1e-5)
     assert "position bias" in (folder / "table.md").read_text()
+
+
+def test_exact_ranks_keep_float64_ties_and_nan():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (6, 9)).astype(np.float64) + 1e-12 * rng.integers(0, 2, (6, 9))  # float32 merges these
+    ranks = agreement_run.exact_ranks(x)
+    assert ranks.dtype == np.float32
+    np.testing.assert_array_equal(ranks, rankdata(x, method="dense", axis=-1) - 1)
+    flow_like = np.array([[0.1, 0.1 + 1e-12, 0.3, np.nan]])
+    tau = metrics.kendall_tau(agreement_run.exact_ranks(flow_like), np.array([[1.0, 2.0, 3.0, 4.0]]),
+                              mask=np.array([[1, 1, 1, 0]]))
+    assert float(tau.value[0]) == 1.0  # in float32 the first two would tie: 0.816
+    assert np.isnan(agreement_run.exact_ranks(flow_like)[0, 3])
 
 
 def test_deep_shap_with_identical_baselines_is_deeplift(sst_smoke):

@@ -71,6 +71,8 @@ class AgreementConfig:
         "allennlp" (the reference's: every such row, the pad row included, drawn from N(mean,
         std) of the vectors' values once, seed 0).
       uniform: also train uniform-attention models (Table 3).
+      top_k: k of Krishna et al.'s feature and rank agreement (the top-k tokens by
+        magnitude; capped at an instance's token count), reported beside the correlations.
     """
 
     name: str
@@ -102,6 +104,7 @@ class AgreementConfig:
     fallback_vectors: str | None = "glove-6b-50d"
     embedding_init: str = "zeros"
     uniform: bool = True
+    top_k: int = 5
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -110,6 +113,8 @@ class AgreementConfig:
             raise ValueError(f"embedding_init must be 'zeros' or 'allennlp', got {self.embedding_init!r}")
         if self.special_tokens not in ("exclude", "include"):
             raise ValueError(f"special_tokens must be 'exclude' or 'include', got {self.special_tokens!r}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be positive, got {self.top_k}")
         if unknown := set(self.models) - set(MODELS):
             raise ValueError(f"unknown models {sorted(unknown)}; choose from {MODELS}")
 

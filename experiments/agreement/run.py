@@ -13,8 +13,8 @@ Pipeline per task (every trained model checkpointed; finished steps are loaded, 
    (model, seed) under ``scores/`` for reuse (each transformer seed right after its training,
    with its test accuracy under ``runs/``: both are small, travel with ``results/``, and let a
    later checkout resume without the finished seeds' models);
-4. agreement: per instance Kendall tau-b (and Spearman, Pearson) between every pair on the
-   ranked tokens (the transformer: every real token but [CLS]/[SEP], which the reference also
+4. agreement: per instance Kendall tau-b (and Spearman, Pearson, and Krishna et al.'s top-k
+   feature and rank agreement) between every pair on the ranked tokens (the transformer: every real token but [CLS]/[SEP], which the reference also
    ranked: ``--set special_tokens=include``;
    the BiLSTM: the words); mean and std over all (seed, instance) values, per-seed means, and
    the count of undefined (constant) rankings, which are reported rather than dropped;
@@ -56,6 +56,8 @@ __all__ = ["Explainable", "load_task", "explain", "agreement_table", "run", "mai
 LABELS = {"attention": "Attn", "flow": "Attn Flow", "lime": "LIME", "integrated_gradients": "Int-Grad",
           "deeplift": "DeepLIFT", "gradient_shap": "Grad-SHAP", "deep_shap": "Deep-SHAP"}
 MEASURES = {"kendall_tau": metrics.kendall_tau, "spearman": metrics.spearman, "pearson": metrics.pearson}
+RANK_MEASURES = ("kendall_tau", "spearman")  # functions of the order alone: computed on exact_ranks
+TOP_K = {"feature_agreement": metrics.feature_agreement, "rank_agreement": metrics.rank_agreement}
 
 
 # ----------------------------------------------------------------------------- data
@@ -390,21 +392,44 @@ def _pairs(names) -> list[tuple[str, str]]:
     return list(itertools.combinations(names, 2))
 
 
-def correlations(scores: dict[str, np.ndarray], names, premise_only: bool = False) -> dict[str, dict]:
-    """Per-instance correlations ``{measure: {"a|b": [instances]}}`` (NaN where undefined).
+def exact_ranks(x: np.ndarray) -> np.ndarray:
+    """Dense ranks of each row's values (ties share one), as float32, NaN kept.
+
+    The order-based measures see the order and ties of the scores at their own precision:
+    attention flow is float64, and casting it to float32 on device would merge nearby values
+    into ties. Dense ranks are exact in float32 below 2**24 entries per row.
+    """
+    x = np.asarray(x)
+    order = np.argsort(x, axis=-1, kind="stable")
+    ascending = np.take_along_axis(x, order, axis=-1)
+    new = np.concatenate([np.zeros((*x.shape[:-1], 1), np.int64),
+                          (np.diff(ascending, axis=-1) != 0).astype(np.int64)], axis=-1)
+    ranks = np.empty(x.shape, np.int64)
+    np.put_along_axis(ranks, order, np.cumsum(new, axis=-1), axis=-1)
+    return np.where(np.isnan(x), np.nan, ranks).astype(np.float32)
+
+
+def correlations(scores: dict[str, np.ndarray], names, premise_only: bool = False, top_k: int = 5) -> dict[str, dict]:
+    """Per-instance agreement ``{measure: {"a|b": [instances]}}`` (NaN where undefined): the
+    :data:`MEASURES` and the :data:`TOP_K` agreements at ``top_k`` (Krishna et al.; on the
+    magnitudes, which is what the saved scores are).
 
     Tokens ranked: ``scores["features"]``; with ``premise_only`` (the BiLSTM's pair attention),
     pairs with attention use its support (the premise words) only.
     """
     features = jnp.asarray(scores["features"]).astype(bool)
-    out: dict[str, dict] = {m: {} for m in MEASURES}
+    ranks = {n: jnp.asarray(exact_ranks(np.abs(scores[n]))) for n in names}  # |.|: a no-op on the saved scores
+    out: dict[str, dict] = {m: {} for m in (*MEASURES, *TOP_K)}
     for a, b in _pairs(names):
         mask = features
         if premise_only and "attention" in (a, b):
             mask = features & jnp.asarray(scores["segment_ids"] == 0)
         for measure, fn in MEASURES.items():
-            corr = fn(jnp.asarray(scores[a]), jnp.asarray(scores[b]), mask)
+            x, y = (ranks[a], ranks[b]) if measure in RANK_MEASURES else (jnp.asarray(scores[a]), jnp.asarray(scores[b]))
+            corr = fn(x, y, mask)
             out[measure][f"{a}|{b}"] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
+        for measure, fn in TOP_K.items():
+            out[measure][f"{a}|{b}"] = np.asarray(fn(ranks[a], ranks[b], top_k, mask), np.float64)
     return out
 
 
@@ -420,7 +445,7 @@ def position_bias(scores: dict[str, np.ndarray], names, premise_only: bool = Fal
     out = {}
     for name in names:
         mask = features & jnp.asarray(scores["segment_ids"] == 0) if premise_only and name == "attention" else features
-        corr = metrics.kendall_tau(jnp.asarray(scores[name]), position, mask)
+        corr = metrics.kendall_tau(jnp.asarray(exact_ranks(scores[name])), position, mask)
         out[name] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
     return out
 
@@ -528,11 +553,11 @@ def _scores(cfg: AgreementConfig, out: Path, model: Explainable, params: dict, t
     return per_seed
 
 
-def _summaries(per_seed: list[dict], names, premise_only: bool) -> dict[str, dict]:
+def _summaries(per_seed: list[dict], names, premise_only: bool, top_k: int) -> dict[str, dict]:
     """``{measure: {"a|b": summary}}`` over every (seed, instance); tau also gets per-seed means."""
-    corr = [correlations(s, names, premise_only=premise_only) for s in per_seed]
+    corr = [correlations(s, names, premise_only=premise_only, top_k=top_k) for s in per_seed]
     out = {m: {pair: {k: float(v) for k, v in metrics.summarize(np.concatenate([c[m][pair] for c in corr])).items()}
-               for pair in corr[0][m]} for m in MEASURES}
+               for pair in corr[0][m]} for m in corr[0]}
     for pair, summary in out["kendall_tau"].items():
         means = [float(np.nanmean(c["kendall_tau"][pair])) for c in corr]
         summary |= {"seed_means": means, "seed_std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0}
@@ -546,6 +571,20 @@ def _flow_table(cfg: AgreementConfig, tau: dict) -> list[str]:
     return ["## transformer: attention flow vs the attribution methods (Table 4)", "",
             "| | " + " | ".join(LABELS[m] for m in cfg.methods) + " |", "|---|" + "---|" * len(cfg.methods),
             "| Attn Flow | " + " | ".join(cells) + " |", f"| rollout vs flow | {tau['attention|flow']['mean']:.3f} |", ""]
+
+
+def _measures_table(model_name: str, summary: dict, names, k: int) -> list[str]:
+    """Every measure per pair (means over all instances): the rank correlations and Krishna et
+    al.'s top-k agreements, which ask whether two methods pick the same few tokens."""
+    columns = [("kendall_tau", "Kendall τ"), ("spearman", "Spearman ρ"), ("pearson", "Pearson r"),
+               ("feature_agreement", f"feature agr. @{k}"), ("rank_agreement", f"rank agr. @{k}")]
+    lines = [f"### {model_name}: every measure per pair (means; top-k: Krishna et al. 2022, the {k} tokens of "
+             "largest magnitude, k capped at an instance's tokens)", "",
+             "| pair | " + " | ".join(label for _, label in columns) + " |", "|---|" + "---|" * len(columns)]
+    for a, b in _pairs(names):
+        lines.append(f"| {LABELS[a]} - {LABELS[b]} | " +
+                     " | ".join(f"{summary[m][f'{a}|{b}']['mean']:.3f}" for m, _ in columns) + " |")
+    return lines + [""]
 
 
 def _accuracy_rows(model_name: str, task: str, accuracy: dict) -> list[str]:
@@ -566,7 +605,7 @@ def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed:
     flow = model.name == "transformer" and cfg.flow
     names = ("attention", *cfg.methods)
     ranked = names + (("flow",) if flow else ())
-    summary = _summaries(per_seed, ranked, premise_only=cfg.pair and model.name == "bilstm")
+    summary = _summaries(per_seed, ranked, premise_only=cfg.pair and model.name == "bilstm", top_k=cfg.top_k)
     tau = summary["kendall_tau"]
     table = ("1", "5") if model.name == "transformer" else ("2", "6")
     attn = "attention rollout" if model.name == "transformer" else "attention weights"
@@ -586,6 +625,7 @@ def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed:
                  f"{', '.join(map(str, undefined))} instance(s) per pair (aggregate.json has each count).", ""]
     if flow:
         body += _flow_table(cfg, tau)
+    body += _measures_table(model.name, summary, ranked, cfg.top_k)
     positions = [position_bias(s, ranked, premise_only=cfg.pair and model.name == "bilstm") for s in per_seed]
     position_tau = {n: {k: float(v) for k, v in metrics.summarize(np.concatenate([p[n] for p in positions])).items()}
                     for n in ranked}
@@ -604,9 +644,7 @@ def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed:
                                   {n: first[n][row][keep] for n in ranked},
                                   f"{cfg.name}: {model.name}, test instance {int(first['index'][row])} "
                                   f"(seed {cfg.seeds[0]})", out / f"tokens_{model.name}.png"))
-    return {"kendall_tau": tau, "spearman": {p: v["mean"] for p, v in summary["spearman"].items()},
-            "pearson": {p: v["mean"] for p, v in summary["pearson"].items()}, "position_tau": position_tau,
-            "test_accuracy": accuracy,
+    return {**summary, "top_k": cfg.top_k, "position_tau": position_tau, "test_accuracy": accuracy,
             "explain_seconds_per_instance": [float(s["seconds"]) / len(s["index"]) for s in per_seed]}
 
 
