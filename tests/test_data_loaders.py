@@ -344,6 +344,31 @@ def test_mnli_and_qqp_glue_tsv(tmp_path):
         data.load_qqp(tmp_path / "qqp", verify=False)
 
 
+def test_xnli_one_language_from_the_tsv_folder_or_the_release_zip(tmp_path):
+    import zipfile
+
+    header = "language\tgold_label\tsentence1_binary_parse\tsentence1\tsentence2\tpromptID\tpairID"
+    rows = ["en\tneutral\t( x )\tBut there are many more.\tMany still need help.\t1\t1",
+            "fr\tneutral\t( x )\tMais il y en a plus.\tBeaucoup ont besoin.\t1\t1",
+            "en\tcontradiction\t( x )\tA man sleeps.\tA man runs.\t2\t2"]
+    folder = tmp_path / "XNLI-1.0"
+    folder.mkdir()
+    (folder / "xnli.test.tsv").write_text("\n".join([header, *rows]) + "\n")
+    (folder / "xnli.dev.tsv").write_text("\n".join([header, *rows[:2]]) + "\n")
+    english = data.load_xnli("en", tmp_path, verify=False)  # the folder above XNLI-1.0/ is found too
+    assert english.train is None and english.test.ids == ["1", "2"] and english.test.labels.tolist() == [1, 2]
+    assert english.test.pairs[0] == ("But there are many more.", "Many still need help.") and len(english.dev.ids) == 1
+    assert data.load_xnli("fr", folder, verify=False).test.pairs == [("Mais il y en a plus.", "Beaucoup ont besoin.")]
+    with zipfile.ZipFile(tmp_path / "XNLI-1.0.zip", "w") as z:
+        z.write(folder / "xnli.test.tsv", "XNLI-1.0/xnli.test.tsv")
+    zipped = data.load_xnli("en", tmp_path / "XNLI-1.0.zip", verify=False)
+    assert zipped.test.pairs == english.test.pairs and zipped.dev is None
+    with pytest.raises(ManifestError):
+        data.load_xnli("en", folder)  # 2 test pairs, not XNLI's 5,010
+    with pytest.raises(DataFormatError, match="no rows in language 'de'"):
+        data.load_xnli("de", folder, verify=False)
+
+
 # ------------------------------------------------------------------- bring your own
 
 

@@ -36,7 +36,8 @@ def test_smoke_writes_every_table_and_figure(sst_smoke):
         assert heading in table
     assert "OFFLINE SUBSTITUTION" in table  # MiniLM stands in for DistilBERT, and says so
     assert "OFFLINE SUBSTITUTION: fastText wiki-news-300d-1M" in table  # GloVe for the BiLSTM's vectors
-    for name in ("tau_bilstm.png", "tau_transformer.png", "tokens_bilstm.png", "tokens_transformer.png"):
+    for name in ("tau_bilstm.png", "tau_transformer.png", "tokens_bilstm.png", "tokens_transformer.png",
+                 "tokens_bilstm_disagree.png", "tokens_transformer_disagree.png"):
         assert (folder / name).stat().st_size > 0
     saved = json.loads((folder / "aggregate.json").read_text())
     assert set(saved["models"]) == {"bilstm", "transformer"}
@@ -87,6 +88,18 @@ def test_saved_scores_reproduce_the_reported_agreement(sst_smoke):
     position = summary["models"]["transformer"]["position_tau"]["flow"]
     np.testing.assert_allclose(position["mean"], np.nanmean(by_position), atol=1e-5)
     assert "position bias" in (folder / "table.md").read_text()
+
+
+def test_figure_one_picks_an_alike_and_a_disagreeing_instance():
+    nan = np.nan
+    values = {"kendall_tau": {"a|b": np.array([0.9, 0.1, -0.2, 0.0, nan]), "a|c": np.array([0.8, 0.0, -0.4, 0.1, nan])},
+              "feature_agreement": {"a|b": np.array([1.0, 1.0, 0.2, 0.4, 1.0]),
+                                    "a|c": np.array([1.0, 0.8, 0.2, 0.6, 1.0])}}
+    picked = agreement_run.figure_one_instances(values, short=np.array([True, True, True, True, True]))
+    assert picked["alike"][0] == 1 and picked["disagree"][0] == 2  # row 4: tau undefined
+    np.testing.assert_allclose(picked["alike"][1:], (0.05, 0.9))
+    only_long = agreement_run.figure_one_instances(values, short=np.zeros(5, bool))
+    assert only_long["disagree"][0] == 2  # no short instance: any instance
 
 
 def test_exact_ranks_keep_float64_ties_and_nan():
@@ -158,6 +171,59 @@ def test_pair_bilstm_compares_attention_on_the_premise_only(tmp_path):
     np.testing.assert_allclose(corr, np.where(want.defined, want.value, np.nan), atol=1e-6)
     assert "premise" in (tmp_path / "agreement-snli-smoke" / "table.md").read_text()
     assert summary["models"]["bilstm"]["test_accuracy"]["softmax"]
+
+
+def test_pair_transformer_ranks_both_sentences_but_no_special_token(tmp_path):
+    """SNLI with the transformer: [CLS] premise [SEP] hypothesis [SEP], segment ids from the
+    tokenizer; every word of both sentences is ranked, no [CLS] / [SEP]; rollout and flow too."""
+    from smat.data.tokenization import load_tokenizer
+
+    cfg = dataclasses.replace(get_config("snli:smoke"), models=("transformer",), uniform=False)
+    summary = agreement_run.run(cfg, tmp_path, progress=False)
+    folder = tmp_path / "agreement-snli-smoke"
+    scores = dict(np.load(folder / "scores" / "transformer-87.npz"))
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(load_tokenizer("minilm").to_str())  # a copy: truncation set here only
+    tokenizer.enable_truncation(cfg.max_length, strategy="longest_first")  # HF's for pairs
+    ids = agreement_run.load_task(cfg)[0]["test"]
+    features = scores["features"].astype(bool)
+    for row, index in enumerate(scores["index"]):
+        premise, hypothesis = ids[0][index]
+        words = tokenizer.encode(premise, hypothesis)  # the tokenizers library's own pair encoding
+        special, n = np.asarray(words.special_tokens_mask, bool), len(words.ids)
+        np.testing.assert_array_equal(features[row, :n], ~special)  # [CLS] and both [SEP] left out
+        assert special.sum() == 3 and not features[row, n:].any()
+        np.testing.assert_array_equal(scores["segment_ids"][row, :n], words.type_ids)
+        assert features[row, :n][np.asarray(words.type_ids) == 1].any()  # hypothesis words are ranked
+    padding = np.stack([np.arange(features.shape[1]) >= len(tokenizer.encode(*ids[0][i]).ids) for i in scores["index"]])
+    for name in ("attention", "flow", "lime", "integrated_gradients"):
+        assert (scores[name][features] > 0).any() and (scores[name][padding] == 0).all(), name
+    for name in ("lime", "integrated_gradients"):  # [CLS] / [SEP] are not perturbed; rollout and flow give them mass
+        assert (scores[name][~features] == 0).all(), name
+    tau = summary["models"]["transformer"]["kendall_tau"]
+    assert len(tau) == 21 and tau["attention|flow"]["count"] > 0
+
+
+def test_mnli_tests_on_xnli_english_and_qqp_on_glue_dev(monkeypatch):
+    """The reference's MNLI split (train, dev matched to select, XNLI-en test) and QQP's stand-in."""
+    import smat.data
+    from smat.data import DatasetSplits, Split
+
+    def splits(name, **parts):
+        made = {k: Split(ids=[f"{k}{i}" for i in range(n)], pairs=[(f"{name} {k} {i}", "h") for i in range(n)],
+                         labels=(np.arange(n) % 2).astype(np.int32)) for k, n in parts.items()}
+        return DatasetSplits(name, made.get("train"), made.get("dev"), made.get("test"), {})
+
+    monkeypatch.setattr(smat.data, "load_mnli", lambda: splits("mnli", train=30, dev=5, test=6))
+    monkeypatch.setattr(smat.data, "load_xnli", lambda language: splits(f"xnli-{language}", dev=3, test=7))
+    monkeypatch.setattr(smat.data, "load_qqp", lambda: splits("qqp", train=2100, dev=9))
+    mnli, notes = agreement_run.load_task(get_config("mnli"))
+    assert [len(mnli[k][1]) for k in ("train", "valid", "test")] == [30, 5, 7]
+    assert mnli["test"][0][0] == ("xnli-en test 0", "h") and mnli["valid"][0][0] == ("mnli dev 0", "h")
+    assert any("XNLI" in n for n in notes)
+    qqp, _ = agreement_run.load_task(get_config("qqp"))
+    assert [len(qqp[k][1]) for k in ("train", "valid", "test")] == [100, 2000, 9]
 
 
 def test_set_overrides_and_the_reference_embedding_init(tmp_path):

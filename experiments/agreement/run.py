@@ -30,6 +30,7 @@ import itertools
 import json
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -99,15 +100,21 @@ def load_task(cfg: AgreementConfig) -> tuple[dict[str, tuple[list, np.ndarray]],
             notes.append(f"SNLI train is not available offline: the models train on SNLI dev minus 1,000 held-out "
                          f"pairs ({len(rest)}) and select on those 1,000; test = SNLI test (the paper: 550k train)")
     else:
-        from smat.data import load_mnli, load_qqp
+        from smat.data import load_mnli, load_qqp, load_xnli
 
         data = (load_mnli if cfg.task == "mnli" else load_qqp)()
-        order = np.random.default_rng(0).permutation(len(data.train.labels))
-        held, rest = order[:2000], order[2000:]
-        pick = lambda idx: ([data.train.pairs[i] for i in idx], np.asarray(data.train.labels)[idx])  # noqa: E731
-        splits = {"train": pick(rest), "valid": pick(held), "test": (list(data.dev.pairs), np.asarray(data.dev.labels))}
-        notes.append(f"{cfg.task}: test = the official dev set, validation = 2,000 held-out train pairs (the reference: "
-                     "XNLI-en test for MNLI, a custom Quora split)")
+        whole = lambda split: (list(split.pairs), np.asarray(split.labels))  # noqa: E731
+        if cfg.task == "mnli":  # the reference: train, dev matched, and XNLI's English test pairs
+            splits = {"train": whole(data.train), "valid": whole(data.dev), "test": whole(load_xnli("en").test)}
+            notes.append("mnli: train, validation = the matched dev set, test = XNLI 1.0's English test pairs "
+                         "(MultiNLI has no labelled test set; the reference's choice)")
+        else:
+            order = np.random.default_rng(0).permutation(len(data.train.labels))
+            held, rest = order[:2000], order[2000:]
+            pick = lambda idx: ([data.train.pairs[i] for i in idx], np.asarray(data.train.labels)[idx])  # noqa: E731
+            splits = {"train": pick(rest), "valid": pick(held), "test": whole(data.dev)}
+            notes.append("qqp: test = GLUE's dev set, validation = 2,000 held-out train pairs (the reference's "
+                         "80 / 10 / 10 Quora split is an unpublished file)")
     rng = np.random.default_rng(0)
     for split, cap in (("train", cfg.train_examples), ("valid", cfg.valid_examples), ("test", cfg.test_examples)):
         texts, labels = splits[split]
@@ -544,7 +551,8 @@ def _scores(cfg: AgreementConfig, out: Path, model: Explainable, params: dict, t
             explain_fn = explain_fn or explain(model, cfg)
             scores = _explain_split(model, explain_fn, params[seed], subset, cfg, jax.random.key(seed), progress,
                                     f"{model.name} seed {seed}: explain")
-            scores |= {"index": pick, "segment_ids": subset.get("segment_ids", np.zeros_like(subset["input_ids"])),
+            segments = subset.get("segment_ids", subset.get("token_type_ids"))  # BiLSTM / transformer pairs
+            scores |= {"index": pick, "segment_ids": np.zeros_like(subset["input_ids"]) if segments is None else segments,
                        "seconds": np.asarray(time.perf_counter() - t0)}
             save_arrays_atomic(path, scores)
         scores = dict(np.load(path))
@@ -553,15 +561,39 @@ def _scores(cfg: AgreementConfig, out: Path, model: Explainable, params: dict, t
     return per_seed
 
 
-def _summaries(per_seed: list[dict], names, premise_only: bool, top_k: int) -> dict[str, dict]:
-    """``{measure: {"a|b": summary}}`` over every (seed, instance); tau also gets per-seed means."""
+def _summaries(per_seed: list[dict], names, premise_only: bool, top_k: int) -> tuple[dict[str, dict], list[dict]]:
+    """``{measure: {"a|b": summary}}`` over every (seed, instance), tau also with per-seed means;
+    and the per-seed, per-instance values (:func:`correlations`)."""
     corr = [correlations(s, names, premise_only=premise_only, top_k=top_k) for s in per_seed]
     out = {m: {pair: {k: float(v) for k, v in metrics.summarize(np.concatenate([c[m][pair] for c in corr])).items()}
                for pair in corr[0][m]} for m in corr[0]}
     for pair, summary in out["kendall_tau"].items():
         means = [float(np.nanmean(c["kendall_tau"][pair])) for c in corr]
         summary |= {"seed_means": means, "seed_std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0}
-    return out
+    return out, corr
+
+
+def figure_one_instances(values: dict[str, dict], short: np.ndarray) -> dict[str, tuple[int, float, float]]:
+    """The paper's two Figure-1 examples among the ``short`` instances of one seed: ``"alike"``,
+    where the methods pick the same top tokens but rank the rest differently (the largest
+    mean top-k feature agreement among instances with a mean tau below the median; Figure 1a's
+    SST example: "the methods are all highlighting roughly the same words", mean tau 0.01),
+    and ``"disagree"``, the lowest mean tau (Figure 1b). Values: (row, mean tau, mean feature
+    agreement) over every pair of explanations."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (one-token instances) stay NaN
+        tau = np.nanmean(np.stack(list(values["kendall_tau"].values())), axis=0)
+        agree = np.nanmean(np.stack(list(values["feature_agreement"].values())), axis=0)
+    candidates = short & ~np.isnan(tau) & ~np.isnan(agree)
+    if not candidates.any():
+        candidates = ~np.isnan(tau) & ~np.isnan(agree)
+    if not candidates.any():
+        return {"alike": (0, float("nan"), float("nan"))}
+    rows = np.flatnonzero(candidates)
+    low = rows[tau[rows] <= np.median(tau[rows])]
+    alike = int(low[np.argmax(agree[low])])
+    disagree = int(rows[np.argmin(tau[rows])])
+    return {name: (row, float(tau[row]), float(agree[row])) for name, row in (("alike", alike), ("disagree", disagree))}
 
 
 def _flow_table(cfg: AgreementConfig, tau: dict) -> list[str]:
@@ -605,7 +637,8 @@ def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed:
     flow = model.name == "transformer" and cfg.flow
     names = ("attention", *cfg.methods)
     ranked = names + (("flow",) if flow else ())
-    summary = _summaries(per_seed, ranked, premise_only=cfg.pair and model.name == "bilstm", top_k=cfg.top_k)
+    summary, per_instance = _summaries(per_seed, ranked, premise_only=cfg.pair and model.name == "bilstm",
+                                       top_k=cfg.top_k)
     tau = summary["kendall_tau"]
     table = ("1", "5") if model.name == "transformer" else ("2", "6")
     attn = "attention rollout" if model.name == "transformer" else "attention weights"
@@ -637,13 +670,15 @@ def _report_model(cfg: AgreementConfig, out: Path, model: Explainable, per_seed:
     figures.append(_heatmap(tau, names, f"{cfg.name}: {model.name} mean Kendall τ", out / f"tau_{model.name}.png",
                             model.name, cfg.task))
     first = per_seed[0]
-    short = first["features"].sum(-1) <= 40
-    row = int(np.argmax(short)) if short.any() else 0
-    keep = np.flatnonzero(first["features"][row])
-    figures.append(_token_heatmap(model.tokens(first["input_ids"][row][keep]),
-                                  {n: first[n][row][keep] for n in ranked},
-                                  f"{cfg.name}: {model.name}, test instance {int(first['index'][row])} "
-                                  f"(seed {cfg.seeds[0]})", out / f"tokens_{model.name}.png"))
+    examples = figure_one_instances(per_instance[0], first["features"].sum(-1) <= 40)
+    for kind, (row, mean_tau, mean_agree) in examples.items():
+        keep = np.flatnonzero(first["features"][row])
+        figures.append(_token_heatmap(
+            model.tokens(first["input_ids"][row][keep]), {n: first[n][row][keep] for n in ranked},
+            f"{cfg.name}: {model.name}, test instance {int(first['index'][row])} (seed {cfg.seeds[0]}); "
+            f"{'methods alike in their top tokens' if kind == 'alike' else 'lowest agreement'}: mean τ "
+            f"{mean_tau:.2f}, mean feature agr. @{cfg.top_k} {mean_agree:.2f} over every pair",
+            out / (f"tokens_{model.name}.png" if kind == "alike" else f"tokens_{model.name}_{kind}.png")))
     return {**summary, "top_k": cfg.top_k, "position_tau": position_tau, "test_accuracy": accuracy,
             "explain_seconds_per_instance": [float(s["seconds"]) / len(s["index"]) for s in per_seed]}
 

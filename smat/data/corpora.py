@@ -23,6 +23,7 @@ import numpy as np
 from smat.data import hub
 from smat.data.manifest import MANIFESTS, Manifest, content_sha256, file_sha256, verify_loaded
 from smat.data.sources import (
+    SOURCES,
     DataFormatError,
     decode,
     find_file,
@@ -42,6 +43,7 @@ __all__ = [
     "load_snli",
     "load_mnli",
     "load_qqp",
+    "load_xnli",
     "load_mlqe_pe",
     "load_twenty_newsgroups",
     "load_ag_news",
@@ -418,6 +420,69 @@ def load_qqp(path: PathLike | None = None, *, verify: bool = True) -> DatasetSpl
                             {"first": ("question1",), "second": ("question2",),
                              "label": ("is_duplicate",), "id": ("id",)},
                             {"0": 0, "1": 1}, ("not_duplicate", "duplicate"), verify)
+
+
+_XNLI_SPLITS = {"dev": "xnli.dev.tsv", "test": "xnli.test.tsv"}
+
+
+def load_xnli(language: str = "en", path: PathLike | None = None, *, verify: bool = True) -> DatasetSplits:
+    """XNLI 1.0 (Conneau et al. 2018), one language's dev and test pairs.
+
+    The agreement study's MNLI test set (Neely et al. 2022; court-of-xai's
+    ``extract_mnli_test_en.py``): MultiNLI has no labelled test set, so the English XNLI
+    test pairs stand in for it.
+
+    Args:
+      language: XNLI's language code (``"en"``, ``"fr"``, ...).
+      path: a folder with XNLI-1.0's ``xnli.dev.tsv`` / ``xnli.test.tsv`` (directly or under
+        ``XNLI-1.0/``), or the release's ``XNLI-1.0.zip``.
+      verify: check 2,490 dev and 5,010 test pairs (every language has as many).
+
+    Returns:
+      ``train`` None; ``dev`` / ``test`` with ``pairs`` (sentence1, sentence2) and ``labels``
+      in :data:`NLI_LABELS` order, ids = XNLI's ``pairID``.
+
+    Raises:
+      ManifestError, DataFormatError, DataUnavailableError.
+    """
+    import zipfile
+
+    local = locate("xnli", path)
+    if local is None:
+        return _remote("xnli", lambda: hub.xnli(language), verify)
+    if local.is_dir() and not (local / _XNLI_SPLITS["test"]).exists():
+        inner, archive = local / "XNLI-1.0", local / "XNLI-1.0.zip"
+        local = inner if inner.is_dir() else archive if archive.exists() else local
+    if local.is_file() and local.suffix == ".zip":
+        with zipfile.ZipFile(local) as z:
+            members = {Path(n).name: n for n in z.namelist()}
+            texts = {split: z.read(members[f]).decode("utf-8") for split, f in _XNLI_SPLITS.items() if f in members}
+        digests = {local.name: file_sha256(local)}
+    else:
+        files = {split: local / f for split, f in _XNLI_SPLITS.items()}
+        texts = {split: decode(read_bytes(f), str(f)) for split, f in files.items() if f.exists()}
+        digests = {f.name: file_sha256(f) for f in files.values() if f.exists()}
+    if "test" not in texts:
+        raise DataFormatError(f"xnli: no {_XNLI_SPLITS['test']} in {local}; expected layout: {SOURCES['xnli'].layout}")
+    allowed = {name: i for i, name in enumerate(NLI_LABELS)}
+    splits = {}
+    for split, text in texts.items():
+        file = Path(str(local)) / _XNLI_SPLITS[split]
+        lines = _lines(text)
+        header, rows = lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+        cols = _columns(file, header, rows, {"language": ("language",), "label": ("gold_label",),
+                                             "first": ("sentence1",), "second": ("sentence2",), "id": ("pairID",)})
+        keep = [i for i, lang in enumerate(cols["language"]) if lang == language]
+        if not keep:
+            raise DataFormatError(f"{file}: no rows in language {language!r} "
+                                  f"(it has {sorted(set(cols['language']))})")
+        labels = _int_labels(file, [cols["label"][i] for i in keep], allowed)
+        splits[split] = Split(ids=[cols["id"][i] for i in keep], labels=labels,
+                              pairs=[(cols["first"][i], cols["second"][i]) for i in keep])
+    out = DatasetSplits("xnli", None, splits.get("dev"), splits["test"],
+                        {"label_names": NLI_LABELS, "task": "classification", "source": str(local),
+                         "language": language})
+    return verify_loaded(out, digests, verify=verify, source=local)
 
 
 def _read_glue_pairs(name: str, local: Path, files: dict[str, str], wanted, allowed, label_names,

@@ -26,6 +26,7 @@ __all__ = [
     "glue_sst2",
     "glue_mnli",
     "glue_qqp",
+    "xnli",
     "snli",
     "wmt20_mlqe_task1",
     "tfds_fashion_mnist",
@@ -132,6 +133,18 @@ def glue_qqp() -> DatasetSplits:
     """Hub ``glue``/``qqp``: train and validation (the test split is unlabelled and skipped)."""
     return _glue("qqp", "question1", "question2", {"train": "train", "validation": "dev"},
                  "qqp", ("not_duplicate", "duplicate"))
+
+
+def xnli(language: str) -> DatasetSplits:
+    """Hub ``facebook/xnli``, config ``language``: validation (dev) and test; labels in NLI order."""
+    ds = _load_dataset("facebook/xnli", language)
+    splits = {split: Split(ids=[f"{split}/{i}" for i in range(len(ds[hub_split]))],
+                           pairs=list(zip(ds[hub_split]["premise"], ds[hub_split]["hypothesis"], strict=True)),
+                           labels=_labels(ds[hub_split]["label"]))
+              for hub_split, split in (("validation", "dev"), ("test", "test"))}
+    return DatasetSplits("xnli", None, splits["dev"], splits["test"],
+                         {"label_names": ("entailment", "neutral", "contradiction"), "task": "classification",
+                          "source": f"hub:facebook/xnli/{language}", "language": language})
 
 
 def snli() -> DatasetSplits:

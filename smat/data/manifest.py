@@ -344,6 +344,12 @@ MANIFESTS: dict[str, Manifest] = {
         count_by=None,
         reference="Williams et al. 2018 / GLUE: 392,702 train, 9,815 matched, 9,832 mismatched dev",
     ),
+    "xnli": Manifest(
+        "xnli",
+        {"dev": {"total": 2490}, "test": {"total": 5010}},
+        count_by=None,
+        reference="Conneau et al. 2018, XNLI 1.0: 2,490 dev and 5,010 test pairs per language",
+    ),
     "qqp": Manifest(
         "qqp",
         {"train": {"total": 363846}, "dev": {"total": 40430}},

@@ -103,6 +103,12 @@ SOURCES: Mapping[str, Source] = {
         "train.tsv, dev_matched.tsv, dev_mismatched.tsv (GLUE MNLI: sentence1, sentence2, gold_label)",
         "Hugging Face hub dataset 'glue', config 'mnli'",
     ),
+    "xnli": Source(
+        "xnli",
+        "xnli.test.tsv and xnli.dev.tsv of XNLI 1.0 (tab-separated, a header naming language, gold_label, "
+        "sentence1, sentence2, pairID; every language's rows), directly, under XNLI-1.0/, or XNLI-1.0.zip",
+        "Hugging Face hub dataset 'facebook/xnli', one config per language",
+    ),
     "qqp": Source(
         "glue/QQP",
         "train.tsv, dev.tsv (GLUE QQP: question1, question2, is_duplicate)",
