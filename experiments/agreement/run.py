@@ -14,8 +14,8 @@ Pipeline per task (every trained model checkpointed; finished steps are loaded, 
    with its test accuracy under ``runs/``: both are small, travel with ``results/``, and let a
    later checkout resume without the finished seeds' models);
 4. agreement: per instance Kendall tau-b (and Spearman, Pearson, and Krishna et al.'s top-k
-   feature and rank agreement) between every pair on the ranked tokens (the transformer: every real token but [CLS]/[SEP], which the reference also
-   ranked: ``--set special_tokens=include``;
+   feature and rank agreement) between every pair on the ranked tokens (the transformer: every
+   real token but [CLS]/[SEP], which the reference also ranked: ``--set special_tokens=include``;
    the BiLSTM: the words); mean and std over all (seed, instance) values, per-seed means, and
    the count of undefined (constant) rankings, which are reported rather than dropped;
 5. ``table.md`` (Tables 1-6 with the paper's numbers beside ours), ``aggregate.json``,
