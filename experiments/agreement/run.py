@@ -432,8 +432,8 @@ def correlations(scores: dict[str, np.ndarray], names, premise_only: bool = Fals
         if premise_only and "attention" in (a, b):
             mask = features & jnp.asarray(scores["segment_ids"] == 0)
         for measure, fn in MEASURES.items():
-            x, y = (ranks[a], ranks[b]) if measure in RANK_MEASURES else (jnp.asarray(scores[a]), jnp.asarray(scores[b]))
-            corr = fn(x, y, mask)
+            pair = (ranks[a], ranks[b]) if measure in RANK_MEASURES else (jnp.asarray(scores[a]), jnp.asarray(scores[b]))
+            corr = fn(*pair, mask)
             out[measure][f"{a}|{b}"] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
         for measure, fn in TOP_K.items():
             out[measure][f"{a}|{b}"] = np.asarray(fn(ranks[a], ranks[b], top_k, mask), np.float64)
@@ -552,7 +552,8 @@ def _scores(cfg: AgreementConfig, out: Path, model: Explainable, params: dict, t
             scores = _explain_split(model, explain_fn, params[seed], subset, cfg, jax.random.key(seed), progress,
                                     f"{model.name} seed {seed}: explain")
             segments = subset.get("segment_ids", subset.get("token_type_ids"))  # BiLSTM / transformer pairs
-            scores |= {"index": pick, "segment_ids": np.zeros_like(subset["input_ids"]) if segments is None else segments,
+            segments = np.zeros_like(subset["input_ids"]) if segments is None else segments
+            scores |= {"index": pick, "segment_ids": segments,
                        "seconds": np.asarray(time.perf_counter() - t0)}
             save_arrays_atomic(path, scores)
         scores = dict(np.load(path))
