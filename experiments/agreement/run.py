@@ -432,8 +432,8 @@ def correlations(scores: dict[str, np.ndarray], names, premise_only: bool = Fals
         if premise_only and "attention" in (a, b):
             mask = features & jnp.asarray(scores["segment_ids"] == 0)
         for measure, fn in MEASURES.items():
-            pair = (ranks[a], ranks[b]) if measure in RANK_MEASURES else (jnp.asarray(scores[a]), jnp.asarray(scores[b]))
-            corr = fn(*pair, mask)
+            given = ranks if measure in RANK_MEASURES else {n: jnp.asarray(scores[n]) for n in (a, b)}
+            corr = fn(given[a], given[b], mask)
             out[measure][f"{a}|{b}"] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
         for measure, fn in TOP_K.items():
             out[measure][f"{a}|{b}"] = np.asarray(fn(ranks[a], ranks[b], top_k, mask), np.float64)
