@@ -507,17 +507,26 @@ def _heatmap(summary: dict, names, title: str, path: Path, model: str, task: str
     return path
 
 
+def _min_max(row: np.ndarray) -> np.ndarray:
+    span = row.max() - row.min()
+    return (row - row.min()) / span if span > 0 else np.zeros_like(row)
+
+
 def _token_heatmap(tokens: list[str], rows: dict[str, np.ndarray], title: str, path: Path) -> Path:
-    """Figure 1: one instance, one row per explanation, each scaled to its max."""
+    """Figure 1: one instance, one row per explanation, each min-max scaled (tau sees only the order).
+
+    Min-max rather than / max: attention flow gives every token nearly the same large value, which
+    / max paints as one dark row and hides the order the agreement is computed on.
+    """
     from matplotlib.figure import Figure
 
-    matrix = np.stack([r / r.max() if r.max() > 0 else r for r in rows.values()])
+    matrix = np.stack([_min_max(r) for r in rows.values()])
     fig = Figure(figsize=(max(6.0, 0.32 * len(tokens) + 1.5), 0.4 * len(rows) + 1.6), dpi=100, layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(matrix, cmap="Reds", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(rows)), [LABELS[n] for n in rows], fontsize=8)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="|score| / max")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="(|score| - min) / (max - min)")
     ax.set_title(title, fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
