@@ -58,6 +58,8 @@ class AgreementConfig:
       valid_examples, test_examples: caps on the validation and test examples (smoke runs;
         test accuracy and the explained instances come from the capped test split).
       explain_batch: instances per jitted attribution call.
+      explain_bucket: explained sequences are padded to multiples of this (one compilation of
+        every method per width).
       transformer, fallback_transformer: the transformer, and what an offline run uses.
       transformer_train: its fine-tuning (court: HF AdamW lr 1e-5 SST / IMDb, 2e-5 pairs,
         no warmup, no decay, no clipping, batch 64, <= 40 epochs, patience 5).
@@ -95,6 +97,7 @@ class AgreementConfig:
     valid_examples: int | None = None
     test_examples: int | None = None
     explain_batch: int = 16
+    explain_bucket: int = 16
     transformer: str = "distilbert-base-uncased"
     fallback_transformer: str = "sentence-transformers/all-MiniLM-L6-v2"
     transformer_train: TeacherTrainConfig = TeacherTrainConfig(
@@ -152,7 +155,8 @@ def get_config(arg: str) -> AgreementConfig:
         return dataclasses.replace(
             base, name=f"{base.name}-smoke", seeds=(87,), instances=4, train_examples=96, valid_examples=32,
             test_examples=48, max_length=32, lime_samples=64, ig_steps=8, shap_samples=3, explain_batch=4,
+            explain_bucket=1024,  # and bilstm_train.bucket_step: one width per split (a smoke run is its compiles)
             transformer_train=dataclasses.replace(base.transformer_train, lr=5e-5, batch_size=16, max_epochs=1,
                                                   patience=0),
-            bilstm_train=dataclasses.replace(base.bilstm_train, batch_size=16, epochs=1))
+            bilstm_train=dataclasses.replace(base.bilstm_train, batch_size=16, epochs=1, bucket_step=1024))
     raise ValueError(f"unknown variant {variant!r} for agreement {task}: use '', 'cpu' or 'smoke'")

@@ -254,7 +254,7 @@ def _explain_split(model: Explainable, run: Callable, params, arrays: dict, cfg:
     """Runs ``run`` (:func:`explain`) over instances in length buckets; outputs at the split's full width."""
     n, width = arrays["input_ids"].shape
     fields = {k: v for k, v in arrays.items() if k in model.seq_keys}
-    buckets = bucket_lengths(width, step=16, minimum=16)
+    buckets = bucket_lengths(width, step=cfg.explain_bucket, minimum=cfg.explain_bucket)
     out: dict[str, np.ndarray] = {}
     batches = iterate_batches(fields, arrays["lengths"], cfg.explain_batch, seed=None, buckets=buckets,
                               seq_keys=model.seq_keys)
@@ -424,19 +424,27 @@ def correlations(scores: dict[str, np.ndarray], names, premise_only: bool = Fals
     Tokens ranked: ``scores["features"]``; with ``premise_only`` (the BiLSTM's pair attention),
     pairs with attention use its support (the premise words) only.
     """
-    features = jnp.asarray(scores["features"]).astype(bool)
-    ranks = {n: jnp.asarray(exact_ranks(np.abs(scores[n]))) for n in names}  # |.|: a no-op on the saved scores
-    out: dict[str, dict] = {m: {} for m in (*MEASURES, *TOP_K)}
-    for a, b in _pairs(names):
-        mask = features
-        if premise_only and "attention" in (a, b):
-            mask = features & jnp.asarray(scores["segment_ids"] == 0)
-        for measure, fn in MEASURES.items():
-            given = ranks if measure in RANK_MEASURES else {n: jnp.asarray(scores[n]) for n in (a, b)}
-            corr = fn(given[a], given[b], mask)
-            out[measure][f"{a}|{b}"] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
-        for measure, fn in TOP_K.items():
-            out[measure][f"{a}|{b}"] = np.asarray(fn(ranks[a], ranks[b], top_k, mask), np.float64)
+    features = np.asarray(scores["features"]).astype(bool)
+    pairs = _pairs(names)
+    masks = np.stack([features & (scores["segment_ids"] == 0) if premise_only and "attention" in pair else features
+                      for pair in pairs])
+    ranks = {n: exact_ranks(np.abs(scores[n])) for n in names}  # |.|: a no-op on the saved scores
+    raw = {n: np.asarray(scores[n], np.float32) for n in names}
+    stacked = [np.stack([given[side] for side in pair]) for given in (ranks, raw) for pair in zip(*pairs)]
+    values = jax.device_get(_pair_measures(*stacked, masks, top_k=top_k))  # every pair at once: [pairs, rows]
+    return {measure: {f"{a}|{b}": np.asarray(values[measure][i], np.float64) for i, (a, b) in enumerate(pairs)}
+            for measure in (*MEASURES, *TOP_K)}  # jit returns dicts key-sorted
+
+
+@functools.partial(jax.jit, static_argnames="top_k")
+def _pair_measures(ranks_a, ranks_b, raw_a, raw_b, masks, *, top_k: int) -> dict[str, jax.Array]:
+    """The :data:`MEASURES` and :data:`TOP_K` of pairs stacked on a leading axis: one program per shape."""
+    out = {}
+    for measure, fn in MEASURES.items():
+        corr = fn(*((ranks_a, ranks_b) if measure in RANK_MEASURES else (raw_a, raw_b)), masks)
+        out[measure] = jnp.where(corr.defined, corr.value.astype(jnp.float32), jnp.nan)
+    for measure, fn in TOP_K.items():
+        out[measure] = fn(ranks_a, ranks_b, top_k, masks).astype(jnp.float32)
     return out
 
 
@@ -447,14 +455,19 @@ def position_bias(scores: dict[str, np.ndarray], names, premise_only: bool = Fal
     or late tokens (attention flow on SST favours the first words). Same tokens as
     :func:`correlations` (the premise only for the pair BiLSTM's attention).
     """
-    features = jnp.asarray(scores["features"]).astype(bool)
-    position = jnp.broadcast_to(jnp.arange(features.shape[-1], dtype=jnp.float32), features.shape)
-    out = {}
-    for name in names:
-        mask = features & jnp.asarray(scores["segment_ids"] == 0) if premise_only and name == "attention" else features
-        corr = metrics.kendall_tau(jnp.asarray(exact_ranks(scores[name])), position, mask)
-        out[name] = np.where(np.asarray(corr.defined), np.asarray(corr.value, np.float64), np.nan)
-    return out
+    features = np.asarray(scores["features"]).astype(bool)
+    masks = np.stack([features & (scores["segment_ids"] == 0) if premise_only and name == "attention" else features
+                      for name in names])
+    ranks = np.stack([exact_ranks(scores[name]) for name in names])
+    position = np.broadcast_to(np.arange(features.shape[-1], dtype=np.float32), ranks.shape)
+    values = np.asarray(_tau(ranks, position, masks), np.float64)  # every method at once: [methods, rows]
+    return dict(zip(names, values))
+
+
+@jax.jit
+def _tau(a, b, mask) -> jax.Array:
+    corr = metrics.kendall_tau(a, b, mask)
+    return jnp.where(corr.defined, corr.value.astype(jnp.float32), jnp.nan)
 
 
 def agreement_table(model: str, task: str, summary: dict, names, *, std: bool) -> list[str]:
