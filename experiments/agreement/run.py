@@ -442,7 +442,7 @@ def _pair_measures(ranks_a, ranks_b, raw_a, raw_b, masks, *, top_k: int) -> dict
     out = {}
     for measure, fn in MEASURES.items():
         corr = fn(*((ranks_a, ranks_b) if measure in RANK_MEASURES else (raw_a, raw_b)), masks)
-        out[measure] = jnp.where(corr.defined, corr.value.astype(jnp.float32), jnp.nan)
+        out[measure] = corr.value.astype(jnp.float32)  # NaN where undefined
     for measure, fn in TOP_K.items():
         out[measure] = fn(ranks_a, ranks_b, top_k, masks).astype(jnp.float32)
     return out
@@ -466,8 +466,7 @@ def position_bias(scores: dict[str, np.ndarray], names, premise_only: bool = Fal
 
 @jax.jit
 def _tau(a, b, mask) -> jax.Array:
-    corr = metrics.kendall_tau(a, b, mask)
-    return jnp.where(corr.defined, corr.value.astype(jnp.float32), jnp.nan)
+    return metrics.kendall_tau(a, b, mask).value.astype(jnp.float32)  # NaN where undefined
 
 
 def agreement_table(model: str, task: str, summary: dict, names, *, std: bool) -> list[str]:
